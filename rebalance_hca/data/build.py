@@ -1,0 +1,133 @@
+"""The single place where the config meets the data layer: datasets, rebalancing, loaders."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from ..config import DatasetCatalog
+from .collate import BatchCollator
+from .glove import embedding_for_names
+from .statistics import FrequencyStatistics, load_or_compute_statistics
+from .samplers import InferenceBatchSampler, IterationBatchSampler, aspect_ratio_groups
+from .transforms import build_transforms
+from .vg import VGDataset
+from .vg_files import DataFormatError, load_vocabulary
+from .vg_index import RebalanceSpec
+
+MODES = ("train", "val", "test")
+
+
+def dataset_name(cfg, mode: str) -> str:
+    """The one catalog name configured for ``mode`` (DATASETS.TRAIN / VAL / TEST)."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    key = f"DATASETS.{mode.upper()}"
+    names = getattr(cfg.DATASETS, mode.upper())
+    if len(names) != 1:
+        raise ValueError(f"{key} must name exactly one dataset, got {list(names)}")
+    return names[0]
+
+
+def rebalance_spec(cfg, dict_file: str) -> RebalanceSpec:
+    """Stage-2 rebalancing from MODEL.ROI_RELATION_HEAD.REBALANCE and the dictionary's predicate counts."""
+    vocabulary = load_vocabulary(dict_file)
+    if not vocabulary.predicate_count:
+        raise DataFormatError(f"{dict_file}: predicate_count is needed for the stage-2 rebalanced split")
+    name_to_id = {name: index for index, name in enumerate(vocabulary.ind_to_predicates)}
+    unknown = sorted(set(vocabulary.predicate_count) - set(name_to_id))
+    if unknown:
+        raise DataFormatError(f"{dict_file}: predicate_count names unknown predicates {unknown}")
+    by_frequency = sorted(vocabulary.predicate_count, key=lambda name: -vocabulary.predicate_count[name])
+    options = cfg.MODEL.ROI_RELATION_HEAD.REBALANCE
+    return RebalanceSpec(predicate_order=tuple(name_to_id[name] for name in by_frequency),
+                         top_k=options.TOP_K_PREDICATES, max_instances=options.MAX_INSTANCES)
+
+
+def build_dataset(cfg, mode: str, with_transforms: bool = True) -> VGDataset:
+    """The VG150-format split for ``mode``, with SGB's filters as the config implies (SPEC §1.2, §6.3).
+
+    The train split is rebalanced when MODEL.ROI_RELATION_HEAD.WITH_CLEAN_CLASSIFIER is on (stage 2).
+    """
+    paths = DatasetCatalog.get(dataset_name(cfg, mode), cfg.DATASETS.DATA_DIR)
+    head = cfg.MODEL.ROI_RELATION_HEAD
+    is_train_split = paths.split == "train"
+    return VGDataset(
+        split=paths.split,
+        img_dir=paths.img_dir,
+        roidb_file=paths.roidb_file,
+        dict_file=paths.dict_file,
+        image_file=paths.image_file,
+        filter_empty_rels=cfg.MODEL.RELATION_ON,
+        filter_non_overlap=is_train_split and (not head.USE_GT_BOX) and cfg.MODEL.RELATION_ON
+        and head.REQUIRE_BOX_OVERLAP,
+        filter_duplicate_rels=cfg.DATASETS.FILTER_DUPLICATE_RELS,
+        num_val_im=cfg.DATASETS.NUM_VAL_IM,
+        rebalance=rebalance_spec(cfg, paths.dict_file) if is_train_split and head.WITH_CLEAN_CLASSIFIER else None,
+        transforms=build_transforms(cfg, is_train=mode == "train") if with_transforms else None,
+    )
+
+
+def _rank_and_world_size(is_distributed: bool) -> tuple[int, int]:
+    if is_distributed and dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _per_rank_batch(total: int, world_size: int, key: str) -> int:
+    if total % world_size:
+        raise ValueError(f"{key} ({total}) must be divisible by the number of processes ({world_size})")
+    return total // world_size
+
+
+def seed_worker(worker_id: int) -> None:
+    """Give each loader worker its own numpy stream (torch seeds workers; numpy it does not)."""
+    np.random.seed(torch.initial_seed() % 2**32)
+
+
+def make_data_loader(cfg, mode: str = "train", is_distributed: bool = False, start_iter: int = 0,
+                     dataset: VGDataset | None = None) -> torch.utils.data.DataLoader:
+    """Batches ``(ImageList, targets, indices)`` for ``mode`` (see ``rebalance_hca.data`` docs).
+
+    Train: SOLVER.MAX_ITER - start_iter batches of SOLVER.IMS_PER_BATCH / world_size images.
+    Val/test: one pass in order, TEST.IMS_PER_BATCH / world_size images, sharded across ranks.
+    """
+    dataset = dataset if dataset is not None else build_dataset(cfg, mode)
+    rank, world_size = _rank_and_world_size(is_distributed)
+    if mode == "train":
+        batch_sampler = IterationBatchSampler(
+            aspect_ratio_groups(dataset.image_aspect_ratios()),
+            _per_rank_batch(cfg.SOLVER.IMS_PER_BATCH, world_size, "SOLVER.IMS_PER_BATCH"),
+            num_iterations=cfg.SOLVER.MAX_ITER, start_iter=start_iter, seed=cfg.SEED,
+            rank=rank, world_size=world_size, group_by_aspect=cfg.DATALOADER.ASPECT_RATIO_GROUPING,
+        )
+    else:
+        batch_sampler = InferenceBatchSampler(
+            len(dataset), _per_rank_batch(cfg.TEST.IMS_PER_BATCH, world_size, "TEST.IMS_PER_BATCH"),
+            rank=rank, world_size=world_size,
+        )
+    return torch.utils.data.DataLoader(
+        dataset,
+        batch_sampler=batch_sampler,
+        num_workers=cfg.DATALOADER.NUM_WORKERS,
+        collate_fn=BatchCollator(cfg.DATALOADER.SIZE_DIVISIBILITY),
+        worker_init_fn=seed_worker,
+        persistent_workers=False,
+    )
+
+
+def get_dataset_statistics(cfg) -> FrequencyStatistics:
+    """Frequency statistics of the train split (SPEC §1.7), cached in OUTPUT_DIR as SGB does
+    (``<train dataset name>_statistics.cache``), recomputed when the source files change."""
+    name = dataset_name(cfg, "train")
+    paths = DatasetCatalog.get(name, cfg.DATASETS.DATA_DIR)
+    cache_file = os.path.join(cfg.OUTPUT_DIR, f"{name}_statistics.cache")
+    return load_or_compute_statistics(paths.roidb_file, paths.dict_file, cfg.DATASETS.NUM_VAL_IM, cache_file)
+
+
+def get_glove_embeddings(cfg, names) -> torch.Tensor:
+    """GloVe vectors (len(names), MODEL.ROI_RELATION_HEAD.EMBED_DIM) for class or predicate names from
+    GLOVE_DIR (SPEC §1.6)."""
+    return embedding_for_names(names, cfg.GLOVE_DIR, cfg.MODEL.ROI_RELATION_HEAD.EMBED_DIM)

@@ -1,0 +1,132 @@
+"""Frequency-bias statistics (SPEC §1.7): fg_matrix, bg_matrix and pred_dist, counted vectorized over the
+train split with the overlap filter on, and cached on disk keyed to the source files."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import zipfile
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..structures.boxes import paired_positive_intersection
+from ..utils.atomic import atomic_write
+from .vg_files import VGAnnotations, file_fingerprint, load_annotations, load_vocabulary
+from .vg_index import SplitIndex, select_split
+
+logger = logging.getLogger(__name__)
+CACHE_FORMAT_VERSION = 1
+# Upper bound on ordered box pairs materialised at once while counting bg_matrix (memory bound).
+PAIRS_PER_CHUNK = 2_000_000
+
+
+@dataclass(frozen=True)
+class FrequencyStatistics:
+    """C object classes and P predicates, background included.
+
+    fg_matrix: (C, C, P) int64 — relation counts per (subject class, object class, predicate), with
+        fg_matrix[:, :, 0] = bg_matrix (as SGB returns it).
+    bg_matrix: (C, C) int64 — overlapping-pair counts + 1.
+    pred_dist: (C, C, P) float32 — log(fg / fg.sum(-1) + 1e-3), the FrequencyBias initialisation.
+    """
+
+    fg_matrix: np.ndarray
+    bg_matrix: np.ndarray
+    pred_dist: np.ndarray
+
+
+def count_statistics(ann: VGAnnotations, index: SplitIndex, num_classes: int,
+                     num_predicates: int) -> FrequencyStatistics:
+    """Count fg/bg over the images of ``index`` exactly as SGB's ``get_VG_statistics(must_overlap=True)``."""
+    relations = index.relations
+    image_of_rel = np.repeat(np.arange(len(index.image_rows)), np.diff(index.rel_offsets))
+    first_row = index.box_start[image_of_rel]
+    subject_class = ann.labels[first_row + relations[:, 0]]
+    object_class = ann.labels[first_row + relations[:, 1]]
+    fg_flat = (subject_class * num_classes + object_class) * num_predicates + relations[:, 2]
+    fg_matrix = np.bincount(fg_flat, minlength=num_classes * num_classes * num_predicates)
+    fg_matrix = fg_matrix.reshape(num_classes, num_classes, num_predicates).astype(np.int64)
+
+    bg_matrix = np.zeros(num_classes * num_classes, dtype=np.int64)
+    for chunk in _image_chunks(index.box_count):
+        bg_matrix += _count_background_pairs(ann, index.box_start[chunk], index.box_count[chunk], num_classes)
+    bg_matrix = bg_matrix.reshape(num_classes, num_classes) + 1
+    fg_matrix[:, :, 0] = bg_matrix
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pred_dist = np.log(fg_matrix / fg_matrix.sum(2)[:, :, None] + 1e-3).astype(np.float32)
+    return FrequencyStatistics(fg_matrix, bg_matrix, pred_dist)
+
+
+def _image_chunks(box_count: np.ndarray) -> list[np.ndarray]:
+    """Split image positions into consecutive chunks of at most ~PAIRS_PER_CHUNK ordered box pairs."""
+    cumulative_pairs = np.cumsum(box_count.astype(np.int64) ** 2)
+    chunk_of_image = cumulative_pairs // PAIRS_PER_CHUNK
+    boundaries = np.flatnonzero(np.diff(chunk_of_image)) + 1
+    return np.split(np.arange(len(box_count)), boundaries)
+
+
+def _count_background_pairs(ann: VGAnnotations, box_start: np.ndarray, box_count: np.ndarray,
+                            num_classes: int) -> np.ndarray:
+    """bg counts of some images: ordered pairs of distinct boxes with positive intersection (1024 frame,
+    no +1); all distinct pairs for an image with none. -> (C * C,) int64."""
+    pairs_per_image = box_count ** 2
+    image = np.repeat(np.arange(len(box_count)), pairs_per_image)
+    local = np.arange(pairs_per_image.sum()) - np.repeat(np.cumsum(pairs_per_image) - pairs_per_image,
+                                                         pairs_per_image)
+    count = box_count[image]
+    row_a = box_start[image] + local // count
+    row_b = box_start[image] + local % count
+    distinct = row_a != row_b
+    overlapping = distinct & paired_positive_intersection(ann.boxes_1024[row_a], ann.boxes_1024[row_b])
+    image_has_overlap = np.bincount(image[overlapping], minlength=len(box_count)) > 0
+    counted = overlapping | (distinct & ~image_has_overlap[image])
+    class_pair = ann.labels[row_a[counted]] * num_classes + ann.labels[row_b[counted]]
+    return np.bincount(class_pair, minlength=num_classes * num_classes)
+
+
+def statistics_fingerprint(roidb_file: str, dict_file: str, num_val_im: int) -> str:
+    """What the statistics depend on: the source files' identities and the val carve-out."""
+    return json.dumps({"version": CACHE_FORMAT_VERSION, "roidb_file": file_fingerprint(roidb_file),
+                       "dict_file": file_fingerprint(dict_file), "num_val_im": num_val_im}, sort_keys=True)
+
+
+def load_or_compute_statistics(roidb_file: str, dict_file: str, num_val_im: int,
+                               cache_file: str | None = None) -> FrequencyStatistics:
+    """Statistics of the train split (val carve-out, overlap filter on, no de-duplication, no rebalancing).
+
+    With ``cache_file``, reuse it when its fingerprint matches the source files, else recompute and
+    rewrite it atomically; an unreadable or stale cache is recomputed, never trusted.
+    """
+    fingerprint = statistics_fingerprint(roidb_file, dict_file, num_val_im)
+    if cache_file:
+        cached = _read_cache(cache_file, fingerprint)
+        if cached is not None:
+            return cached
+    vocabulary = load_vocabulary(dict_file)
+    ann = load_annotations(roidb_file)
+    index = select_split(ann, "train", filter_empty_rels=True, filter_non_overlap=True, num_val_im=num_val_im)
+    statistics = count_statistics(ann, index, len(vocabulary.ind_to_classes), len(vocabulary.ind_to_predicates))
+    if cache_file:
+        _write_cache(cache_file, fingerprint, statistics)
+    return statistics
+
+
+def _read_cache(cache_file: str, fingerprint: str) -> FrequencyStatistics | None:
+    if not os.path.isfile(cache_file):
+        return None
+    try:
+        with np.load(cache_file, allow_pickle=False) as stored:
+            if str(stored["fingerprint"]) != fingerprint:
+                logger.info("statistics cache %s is stale; recomputing", cache_file)
+                return None
+            return FrequencyStatistics(stored["fg_matrix"], stored["bg_matrix"], stored["pred_dist"])
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
+        logger.warning("statistics cache %s is unreadable (%s); recomputing", cache_file, error)
+        return None
+
+
+def _write_cache(cache_file: str, fingerprint: str, statistics: FrequencyStatistics) -> None:
+    with atomic_write(cache_file) as stream:
+        np.savez(stream, fingerprint=np.array(fingerprint), fg_matrix=statistics.fg_matrix,
+                 bg_matrix=statistics.bg_matrix, pred_dist=statistics.pred_dist)

@@ -1,0 +1,152 @@
+"""Split selection and relation filters of SGB's ``load_graphs``, vectorized (SPEC §1.2, §6.3).
+
+A split is a ``SplitIndex``: the chosen h5 image rows plus CSR offsets into the flat object arrays and a
+flat array of the relations that survive the filters, in h5 order. Nothing loops over images in Python.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..structures.boxes import paired_iou_legacy
+from .vg_files import DataFormatError, VGAnnotations
+
+SPLIT_CODES = {"train": 0, "val": 0, "test": 2}
+
+
+@dataclass(frozen=True)
+class RebalanceSpec:
+    """Stage-2 rebalancing (SPEC §6.3): the ``top_k`` most frequent predicates keep at most ``max_instances``
+    relation rows each, first come first served in h5 order. ``predicate_order``: predicate ids sorted by
+    the dictionary's ``predicate_count``, most frequent first."""
+
+    predicate_order: tuple[int, ...]
+    top_k: int = 15
+    max_instances: int = 2000
+
+
+@dataclass(frozen=True)
+class SplitIndex:
+    """The images of one split and their surviving relations. I images, R relations.
+
+    image_rows: (I,) int64 h5 image rows, ascending.
+    box_start, box_count: (I,) int64 into the flat object arrays.
+    rel_offsets: (I + 1,) int64 CSR offsets into ``relations``.
+    relations: (R, 3) int64 [subject_local, object_local, predicate], file order within each image.
+    """
+
+    image_rows: np.ndarray
+    box_start: np.ndarray
+    box_count: np.ndarray
+    rel_offsets: np.ndarray
+    relations: np.ndarray
+
+
+def select_split(
+    ann: VGAnnotations,
+    split: str,
+    filter_empty_rels: bool = True,
+    filter_non_overlap: bool = False,
+    num_im: int = -1,
+    num_val_im: int = 5000,
+    rebalance: RebalanceSpec | None = None,
+) -> SplitIndex:
+    """Reproduce ``load_graphs``: split code, box/rel presence, val carve-out, overlap filter, rebalancing."""
+    if split not in SPLIT_CODES:
+        raise ValueError(f"split must be one of {sorted(SPLIT_CODES)}, got {split!r}")
+    if filter_non_overlap and split != "train":
+        raise ValueError("filter_non_overlap applies to the train split only (SGB asserts this)")
+    if rebalance is not None and split != "train":
+        raise ValueError("stage-2 rebalancing applies to the train split only")
+
+    mask = (ann.split == SPLIT_CODES[split]) & (ann.first_box >= 0)
+    if filter_empty_rels:
+        mask &= ann.first_rel >= 0
+    image_rows = np.flatnonzero(mask)
+    if num_im > -1:
+        image_rows = image_rows[:num_im]
+    if num_val_im > 0:
+        if split == "val":
+            image_rows = image_rows[:num_val_im]
+        elif split == "train":
+            image_rows = image_rows[num_val_im:]
+
+    box_start = ann.first_box[image_rows]
+    box_count = ann.last_box[image_rows] - box_start + 1
+    rel_image, rel_rows = _relation_rows(ann, image_rows)
+    relations = np.column_stack([
+        ann.relationships[rel_rows] - box_start[rel_image][:, None],
+        ann.predicates[rel_rows],
+    ])
+    _check_local_indices(ann, image_rows, rel_image, rel_rows, relations, box_count)
+
+    keep = np.ones(len(rel_rows), dtype=bool)
+    drop_images_without_relations = False
+    if filter_non_overlap:
+        keep &= _relations_overlap(ann, rel_rows)
+        drop_images_without_relations = True
+    if rebalance is not None:
+        keep &= _rebalance_keep(relations[:, 2], keep, rebalance)
+        drop_images_without_relations = True
+
+    relations, rel_image = relations[keep], rel_image[keep]
+    rel_per_image = np.bincount(rel_image, minlength=len(image_rows))
+    if drop_images_without_relations:
+        kept_images = rel_per_image > 0
+        new_position = np.cumsum(kept_images) - 1
+        rel_image = new_position[rel_image]
+        image_rows, box_start, box_count = image_rows[kept_images], box_start[kept_images], box_count[kept_images]
+        rel_per_image = rel_per_image[kept_images]
+    if len(image_rows) == 0:
+        raise DataFormatError(
+            f"{ann.roidb_file}: the {split!r} split is empty after filtering "
+            f"(filter_empty_rels={filter_empty_rels}, filter_non_overlap={filter_non_overlap}, "
+            f"num_val_im={num_val_im}, rebalance={'on' if rebalance else 'off'})"
+        )
+    rel_offsets = np.concatenate([[0], np.cumsum(rel_per_image)]).astype(np.int64)
+    return SplitIndex(image_rows, box_start, box_count, rel_offsets, relations.astype(np.int64))
+
+
+def _relation_rows(ann: VGAnnotations, image_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Flat relation rows of the given images in h5 order: (position of the image, h5 relation row)."""
+    first = ann.first_rel[image_rows]
+    counts = np.where(first >= 0, ann.last_rel[image_rows] - first + 1, 0)
+    rel_image = np.repeat(np.arange(len(image_rows)), counts)
+    starts = np.repeat(first - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
+    return rel_image, starts + np.arange(counts.sum())
+
+
+def _check_local_indices(ann, image_rows, rel_image, rel_rows, relations, box_count) -> None:
+    bad = (relations[:, :2] < 0).any(1) | (relations[:, :2] >= box_count[rel_image][:, None]).any(1)
+    if bad.any():
+        first_bad = int(np.flatnonzero(bad)[0])
+        image_row = int(image_rows[rel_image[first_bad]])
+        raise DataFormatError(
+            f"{ann.roidb_file}: relationship row {int(rel_rows[first_bad])} of image row {image_row} "
+            f"references objects {ann.relationships[rel_rows[first_bad]].tolist()} outside that image's "
+            f"object rows [{ann.first_box[image_row]}, {ann.last_box[image_row]}]"
+        )
+
+
+def _relations_overlap(ann: VGAnnotations, rel_rows: np.ndarray) -> np.ndarray:
+    """Whether subject and object boxes have IoU > 0 in the 1024 frame with the +1 convention. -> (R,) bool."""
+    subject_boxes = ann.boxes_1024[ann.relationships[rel_rows, 0]]
+    object_boxes = ann.boxes_1024[ann.relationships[rel_rows, 1]]
+    return paired_iou_legacy(subject_boxes, object_boxes) > 0.0
+
+
+def _rebalance_keep(predicates: np.ndarray, candidates: np.ndarray, spec: RebalanceSpec) -> np.ndarray:
+    """Keep a top-k predicate's row only while fewer than ``max_instances`` earlier rows of it were kept.
+
+    predicates: (R,) in h5 order; candidates: (R,) bool, rows still present. -> (R,) bool.
+    """
+    capped = np.isin(predicates, spec.predicate_order[: spec.top_k]) & candidates
+    keep = np.ones(len(predicates), dtype=bool)
+    rows = np.flatnonzero(capped)
+    order = np.argsort(predicates[rows], kind="stable")
+    sorted_predicates = predicates[rows][order]
+    group_start = np.flatnonzero(np.r_[True, sorted_predicates[1:] != sorted_predicates[:-1]])
+    rank = np.arange(len(rows)) - np.repeat(group_start, np.diff(np.r_[group_start, len(rows)]))
+    keep[rows[order]] = rank < spec.max_instances
+    return keep

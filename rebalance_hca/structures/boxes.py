@@ -1,0 +1,72 @@
+"""Box arithmetic on numpy arrays, in xyxy unless the name says otherwise.
+
+The ``_legacy`` functions use SGB's +1 pixel convention (width = x2 - x1 + 1), which evaluation and the
+data filters must reproduce so that numbers equal SGB's. The detector uses torchvision's continuous
+convention instead (SPEC §0).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def box_area_legacy(boxes: np.ndarray) -> np.ndarray:
+    """Areas with the +1 convention. boxes: (N, 4) xyxy -> (N,) float64."""
+    boxes = np.asarray(boxes, dtype=np.float64)
+    return (boxes[:, 2] - boxes[:, 0] + 1.0) * (boxes[:, 3] - boxes[:, 1] + 1.0)
+
+
+def box_iou_legacy(boxes_a: np.ndarray, boxes_b: np.ndarray, dtype: type = np.float64) -> np.ndarray:
+    """Pairwise IoU with the +1 convention (SGB ``boxlist_iou``). (N, 4), (M, 4) xyxy -> (N, M) in ``dtype``.
+
+    ``dtype=np.float32`` reproduces SGB's float32 BoxList arithmetic (same operations in the same order),
+    which relation evaluation needs for IoUs that fall exactly on the threshold.
+    """
+    boxes_a = np.asarray(boxes_a, dtype=dtype)
+    boxes_b = np.asarray(boxes_b, dtype=dtype)
+    return _iou_legacy_broadcast(boxes_a[:, None, :], boxes_b[None, :, :])
+
+
+def paired_iou_legacy(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
+    """Row-by-row IoU with the +1 convention: IoU(a[i], b[i]). (N, 4), (N, 4) xyxy -> (N,) float64."""
+    return _iou_legacy_broadcast(np.asarray(boxes_a, dtype=np.float64), np.asarray(boxes_b, dtype=np.float64))
+
+
+def _iou_legacy_broadcast(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
+    """IoU (+1) of boxes that broadcast against each other: (..., 4), (..., 4) -> (...)."""
+    top_left = np.maximum(boxes_a[..., :2], boxes_b[..., :2])
+    bottom_right = np.minimum(boxes_a[..., 2:], boxes_b[..., 2:])
+    wh = np.clip(bottom_right - top_left + 1.0, 0.0, None)
+    inter = wh[..., 0] * wh[..., 1]
+    area_a = (boxes_a[..., 2] - boxes_a[..., 0] + 1.0) * (boxes_a[..., 3] - boxes_a[..., 1] + 1.0)
+    area_b = (boxes_b[..., 2] - boxes_b[..., 0] + 1.0) * (boxes_b[..., 3] - boxes_b[..., 1] + 1.0)
+    return inter / (area_a + area_b - inter)
+
+
+def positive_intersection(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
+    """Whether each pair's intersection is strictly positive, without +1 (SGB ``bbox_overlaps`` > 0).
+
+    (N, 4), (M, 4) xyxy -> (N, M) bool.
+    """
+    boxes_a = np.asarray(boxes_a, dtype=np.float64)
+    boxes_b = np.asarray(boxes_b, dtype=np.float64)
+    return paired_positive_intersection(boxes_a[:, None, :], boxes_b[None, :, :])
+
+
+def paired_positive_intersection(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
+    """Row-by-row (broadcasting) strictly positive intersection, without +1. (..., 4), (..., 4) -> (...) bool."""
+    top_left = np.maximum(boxes_a[..., :2], boxes_b[..., :2])
+    bottom_right = np.minimum(boxes_a[..., 2:], boxes_b[..., 2:])
+    wh = np.clip(bottom_right - top_left, 0, None)
+    return wh[..., 0] * wh[..., 1] > 0
+
+
+def cxcywh_to_xyxy_truncated(boxes: np.ndarray) -> np.ndarray:
+    """SGB's in-place int32 decoding of VG ``boxes_1024``: x1 = trunc(cx - w/2), x2 = x1 + w.
+
+    boxes: (N, 4) integer (cx, cy, w, h) -> (N, 4) int32 xyxy. The input is not modified.
+    """
+    boxes = np.asarray(boxes)
+    xyxy = np.empty(boxes.shape, dtype=np.int32)
+    xyxy[:, :2] = (boxes[:, :2] - boxes[:, 2:] / 2).astype(np.int32)
+    xyxy[:, 2:] = xyxy[:, :2] + boxes[:, 2:]
+    return xyxy

@@ -1,0 +1,120 @@
+"""Frequency statistics (SPEC §1.7), their cache, and GloVe embeddings (SPEC §1.6)."""
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from rebalance_hca.data import DataFormatError
+from rebalance_hca.data.glove import embedding_for_names, glove_paths
+from rebalance_hca.data.statistics import load_or_compute_statistics
+
+from vg_fixture import FixtureImage, box, write_fixture
+
+
+def statistics_fixture():
+    overlapping = [box(0, 0, 100, 100), box(50, 50, 200, 200), box(600, 600, 700, 700)]
+    return [
+        # val carve-out (num_val_im=1): never counted
+        FixtureImage(split=0, boxes=overlapping, labels=[3, 3, 3], relations=[(0, 1, 1)]),
+        # boxes 0 and 1 overlap, box 2 is apart: bg pairs (cup, man) and (man, cup) only
+        FixtureImage(split=0, boxes=overlapping, labels=[1, 2, 3],
+                     relations=[(0, 1, 3), (0, 1, 3), (1, 0, 1), (0, 2, 2)]),
+        # no overlapping pair: every ordered pair of distinct boxes counts
+        FixtureImage(split=0, boxes=[box(0, 0, 100, 100), box(500, 500, 600, 600)], labels=[2, 3],
+                     relations=[(0, 1, 2)]),
+        FixtureImage(split=2, boxes=overlapping, labels=[1, 1, 1], relations=[(0, 1, 1)]),
+    ]
+
+
+def test_statistics_counts_by_hand(tmp_path):
+    paths = write_fixture(str(tmp_path), statistics_fixture())
+    stats = load_or_compute_statistics(paths["roidb_file"], paths["dict_file"], num_val_im=1)
+    fg = stats.fg_matrix
+    # Overlap filter (IoU > 0, +1): (0, 2) of image 1 is dropped; image 2's only relation is apart, so
+    # image 2 leaves the statistics split entirely.
+    assert fg[1, 2, 3] == 2 and fg[2, 1, 1] == 1
+    assert fg[:, :, 1:].sum() == 3
+    expected_bg = np.ones((4, 4), dtype=np.int64)
+    expected_bg[1, 2] += 1
+    expected_bg[2, 1] += 1
+    assert stats.bg_matrix.tolist() == expected_bg.tolist()
+    assert (fg[:, :, 0] == stats.bg_matrix).all()
+    # pred_dist = log(fg / fg.sum(-1) + 1e-3); for (cup, man): fg = [2, 0, 0, 2] -> [log .501, log .001, ...]
+    np.testing.assert_allclose(stats.pred_dist[1, 2], np.log([0.501, 0.001, 0.001, 0.501]), rtol=1e-6)
+    assert stats.pred_dist.dtype == np.float32
+
+
+def test_bg_counts_all_pairs_when_nothing_overlaps(tmp_path):
+    images = statistics_fixture()
+    images[2].relations = [(0, 1, 2)]
+    images[2].boxes = [box(0, 0, 100, 100), box(90, 90, 200, 200)]   # overlapping now: still one pair each way
+    paths = write_fixture(str(tmp_path / "a"), images)
+    with_overlap = load_or_compute_statistics(paths["roidb_file"], paths["dict_file"], num_val_im=1)
+    assert with_overlap.bg_matrix[2, 3] == 2 and with_overlap.bg_matrix[3, 2] == 2
+    assert with_overlap.fg_matrix[2, 3, 2] == 1
+
+
+def test_statistics_cache_reused_then_rebuilt_when_source_changes(tmp_path):
+    paths = write_fixture(str(tmp_path), statistics_fixture())
+    cache = str(tmp_path / "out" / "stats.cache")
+    first = load_or_compute_statistics(paths["roidb_file"], paths["dict_file"], 1, cache_file=cache)
+    assert os.path.isfile(cache)
+    assert not [name for name in os.listdir(tmp_path / "out") if name.endswith(".tmp")]
+    mtime = os.stat(cache).st_mtime_ns
+    again = load_or_compute_statistics(paths["roidb_file"], paths["dict_file"], 1, cache_file=cache)
+    assert os.stat(cache).st_mtime_ns == mtime and (again.fg_matrix == first.fg_matrix).all()
+
+    images = statistics_fixture()
+    images[1].relations = [(0, 1, 3)]
+    write_fixture(str(tmp_path), images)          # rewrites the h5: the cache is stale
+    rebuilt = load_or_compute_statistics(paths["roidb_file"], paths["dict_file"], 1, cache_file=cache)
+    assert rebuilt.fg_matrix[1, 2, 3] == 1
+
+
+def test_truncated_cache_is_never_read(tmp_path):
+    paths = write_fixture(str(tmp_path), statistics_fixture())
+    cache = str(tmp_path / "stats.cache")
+    with open(cache, "wb") as handle:
+        handle.write(b"PK\x03\x04 half a file")
+    stats = load_or_compute_statistics(paths["roidb_file"], paths["dict_file"], 1, cache_file=cache)
+    assert stats.fg_matrix[1, 2, 3] == 2
+
+
+def write_glove(folder, rows, dim=3):
+    text_file, _ = glove_paths(str(folder), dim)
+    with open(text_file, "w") as handle:
+        for word, vector in rows:
+            handle.write(word + " " + " ".join(str(v) for v in vector) + "\n")
+
+
+def test_glove_exact_then_longest_word_then_random(tmp_path):
+    write_glove(tmp_path, [("man", [1, 2, 3]), ("front", [4, 5, 6]), ("on", [7, 8, 9]), ("in", [0, 0, 1])])
+    names = ["__background__", "man", "in front of", "on", "sitting on"]
+    vectors = embedding_for_names(names, str(tmp_path), 3, generator=torch.Generator().manual_seed(0))
+    assert vectors[1].tolist() == [1, 2, 3]
+    assert vectors[2].tolist() == [4, 5, 6]          # longest word of "in front of"
+    assert vectors[3].tolist() == [7, 8, 9]
+    random_rows = torch.randn(5, 3, generator=torch.Generator().manual_seed(0))
+    assert vectors[0].tolist() == random_rows[0].tolist()   # background keeps N(0, 1)
+    assert vectors[4].tolist() == random_rows[4].tolist()   # "sitting" unknown, not "on"
+
+
+def test_glove_cache_written_and_rebuilt(tmp_path):
+    write_glove(tmp_path, [("man", [1, 2, 3])])
+    embedding_for_names(["man"], str(tmp_path), 3)
+    assert os.path.isfile(glove_paths(str(tmp_path), 3)[1])
+    write_glove(tmp_path, [("man", [3, 2, 1, ])])
+    os.utime(glove_paths(str(tmp_path), 3)[0], ns=(1, 1))
+    assert embedding_for_names(["man"], str(tmp_path), 3)[0].tolist() == [3, 2, 1]
+
+
+def test_glove_missing_names_the_file_to_download(tmp_path):
+    with pytest.raises(DataFormatError, match=r"glove\.6B\.200d\.txt.*glove\.6B\.zip"):
+        embedding_for_names(["man"], str(tmp_path), 200)
+
+
+def test_glove_malformed_line(tmp_path):
+    write_glove(tmp_path, [("man", [1, 2, 3]), ("cup", [1, 2])])
+    with pytest.raises(DataFormatError, match=r"glove\.6B\.3d\.txt:2: expected a word and 3 numbers"):
+        embedding_for_names(["man"], str(tmp_path), 3)
