@@ -51,7 +51,7 @@ def _merge_checked(cfg: CfgNode, other: CfgNode, source: str, prefix: str = "") 
                 raise ConfigError(f"{source}: {full_key} is a value, not a section")
             _merge_checked(cfg[key], value, source, prefix=f"{full_key}.")
         else:
-            cfg[key] = _coerce(cfg[key], value, full_key, source)
+            cfg[key] = _coerce(cfg[key], CfgNode._decode_cfg_value(value), full_key, source)
 
 
 def _set_checked(cfg: CfgNode, full_key: str, raw_value: str, source: str) -> None:

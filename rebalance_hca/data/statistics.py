@@ -18,7 +18,7 @@ from .vg_index import SplitIndex, select_split
 logger = logging.getLogger(__name__)
 CACHE_FORMAT_VERSION = 1
 # Upper bound on ordered box pairs materialised at once while counting bg_matrix (memory bound).
-PAIRS_PER_CHUNK = 2_000_000
+PAIRS_PER_CHUNK = 500_000
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from .vg_files import (
     BOX_SCALE,
     DataFormatError,
     load_annotations,
+    load_attributes,
     load_image_info,
     load_vocabulary,
 )
@@ -65,6 +66,7 @@ class VGDataset(torch.utils.data.Dataset):
         self.ind_to_attributes = vocabulary.ind_to_attributes
         self.predicate_count = vocabulary.predicate_count
 
+        self.roidb_file = roidb_file
         self.annotations = load_annotations(roidb_file)
         _check_vocabulary_fits(self.annotations, dict_file, len(self.ind_to_classes), len(self.ind_to_predicates))
         if not os.path.isdir(img_dir):
@@ -136,12 +138,13 @@ class VGDataset(torch.utils.data.Dataset):
         relation_map = _relation_matrix(relations, count)
 
         boxes = torch.as_tensor(boxes, dtype=torch.float32)
+        attributes = load_attributes(self.roidb_file)
         boxes[:, 0::2].clamp_(min=0, max=width - 1)
         boxes[:, 1::2].clamp_(min=0, max=height - 1)
         target = {
             "boxes": boxes,
             "labels": torch.from_numpy(self.annotations.labels[start:start + count].copy()),
-            "attributes": torch.from_numpy(self.annotations.attributes[start:start + count].copy()),
+            "attributes": torch.from_numpy(attributes[start:start + count].astype(np.int64)),
             "relation": torch.from_numpy(relation_map),
         }
         if evaluation:

@@ -54,9 +54,9 @@ class VGVocabulary:
 class VGAnnotations:
     """The whole h5 as flat arrays. N objects, R relations, I images (h5 rows).
 
-    boxes_1024: (N, 4) int32 xyxy, decoded with SGB's truncation; labels: (N,) int64; attributes: (N, 10)
-    int64; relationships: (R, 2) int64 global object rows; predicates: (R,) int64; split, first_box,
-    last_box, first_rel, last_rel: (I,) int64.
+    boxes_1024: (N, 4) int32 xyxy, decoded with SGB's truncation; labels: (N,) int64; relationships: (R, 2)
+    int64 global object rows; predicates: (R,) int64; split, first_box, last_box, first_rel, last_rel: (I,)
+    int64. Attributes are read separately (``load_attributes``): splits and statistics never need them.
     """
 
     roidb_file: str
@@ -67,7 +67,6 @@ class VGAnnotations:
     last_rel: np.ndarray
     labels: np.ndarray
     boxes_1024: np.ndarray
-    attributes: np.ndarray
     relationships: np.ndarray
     predicates: np.ndarray
 
@@ -122,7 +121,6 @@ def _load_annotations_cached(roidb_file: str, _size: int, _mtime: int) -> VGAnno
         per_image = {name: handle[name][:].astype(np.int64) for name in REQUIRED_H5_DATASETS[:5]}
         labels = handle["labels"][:, 0].astype(np.int64)
         raw_boxes = handle["boxes_1024"][:]
-        attributes = handle["attributes"][:].astype(np.int64)
         relationships = handle["relationships"][:].astype(np.int64)
         predicates = handle["predicates"][:, 0].astype(np.int64)
 
@@ -131,8 +129,7 @@ def _load_annotations_cached(roidb_file: str, _size: int, _mtime: int) -> VGAnno
         if values.shape != (num_images,):
             raise DataFormatError(f"{roidb_file}: {name} has shape {values.shape}, expected ({num_images},)")
     num_boxes, num_rels = labels.shape[0], predicates.shape[0]
-    for name, array, rows in (("boxes_1024", raw_boxes, num_boxes), ("attributes", attributes, num_boxes),
-                              ("relationships", relationships, num_rels)):
+    for name, array, rows in (("boxes_1024", raw_boxes, num_boxes), ("relationships", relationships, num_rels)):
         if array.shape[0] != rows:
             raise DataFormatError(f"{roidb_file}: {name} has {array.shape[0]} rows, expected {rows}")
     if raw_boxes.ndim != 2 or raw_boxes.shape[1] != 4 or relationships.shape[1:] != (2,):
@@ -155,7 +152,6 @@ def _load_annotations_cached(roidb_file: str, _size: int, _mtime: int) -> VGAnno
         last_rel=per_image["img_to_last_rel"],
         labels=labels,
         boxes_1024=cxcywh_to_xyxy_truncated(raw_boxes),
-        attributes=attributes,
         relationships=relationships,
         predicates=predicates,
     )
@@ -170,6 +166,21 @@ def _check_ranges(path: str, kind: str, first: np.ndarray, last: np.ndarray, num
             f"{path}: image row {row} has img_to_first_{kind}={first[row]}, img_to_last_{kind}={last[row]}, "
             f"outside the {num_rows} {kind} rows"
         )
+
+
+def load_attributes(roidb_file: str) -> np.ndarray:
+    """The h5's ``attributes`` as (N, 10) int32 (half the memory of the file's int64); cached per file version."""
+    return _load_attributes_cached(*file_fingerprint(_checked(roidb_file, "VG h5 (roidb_file)")))
+
+
+@lru_cache(maxsize=2)
+def _load_attributes_cached(roidb_file: str, _size: int, _mtime: int) -> np.ndarray:
+    with h5py.File(roidb_file, "r") as handle:
+        attributes = handle["attributes"]
+        if attributes.ndim != 2 or attributes.shape[0] != handle["labels"].shape[0]:
+            raise DataFormatError(f"{roidb_file}: attributes has shape {attributes.shape}, expected (N, 10) "
+                                  f"with one row per object")
+        return attributes.astype(np.int32)[:]
 
 
 @dataclass(frozen=True)

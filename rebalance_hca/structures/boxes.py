@@ -26,9 +26,12 @@ def box_iou_legacy(boxes_a: np.ndarray, boxes_b: np.ndarray, dtype: type = np.fl
     return _iou_legacy_broadcast(boxes_a[:, None, :], boxes_b[None, :, :])
 
 
-def paired_iou_legacy(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
-    """Row-by-row IoU with the +1 convention: IoU(a[i], b[i]). (N, 4), (N, 4) xyxy -> (N,) float64."""
-    return _iou_legacy_broadcast(np.asarray(boxes_a, dtype=np.float64), np.asarray(boxes_b, dtype=np.float64))
+def paired_iou_legacy(boxes_a: np.ndarray, boxes_b: np.ndarray, dtype: type = np.float64) -> np.ndarray:
+    """Row-by-row IoU with the +1 convention: IoU(a[i], b[i]). (N, 4), (N, 4) xyxy -> (N,) in ``dtype``.
+
+    ``dtype=np.float32`` reproduces SGB's float32 ``boxlist_iou`` values, as in :func:`box_iou_legacy`.
+    """
+    return _iou_legacy_broadcast(np.asarray(boxes_a, dtype=dtype), np.asarray(boxes_b, dtype=dtype))
 
 
 def _iou_legacy_broadcast(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
@@ -66,7 +69,5 @@ def cxcywh_to_xyxy_truncated(boxes: np.ndarray) -> np.ndarray:
     boxes: (N, 4) integer (cx, cy, w, h) -> (N, 4) int32 xyxy. The input is not modified.
     """
     boxes = np.asarray(boxes)
-    xyxy = np.empty(boxes.shape, dtype=np.int32)
-    xyxy[:, :2] = (boxes[:, :2] - boxes[:, 2:] / 2).astype(np.int32)
-    xyxy[:, 2:] = xyxy[:, :2] + boxes[:, 2:]
-    return xyxy
+    top_left = (boxes[:, :2] - boxes[:, 2:] / 2).astype(np.int32)
+    return np.concatenate([top_left, top_left + boxes[:, 2:].astype(np.int32)], axis=1)

@@ -1,0 +1,270 @@
+"""SynthVG: a generated dataset in the exact VG150 file formats, so that every real loading path runs on it.
+
+``write_synthvg`` writes ``<output_dir>/vg/`` with ``VG_100K/<image_id>.jpg``, ``VG-SGG-with-attri.h5``,
+``VG-SGG-dicts-with-attri.json``, ``image_data.json``, ``glove.6B.200d.txt`` and ``SYNTHVG.json`` (how it was
+generated). Scenes, relation truth and the annotator live in ``rebalance_hca.data.synthvg``:
+
+* ``scene``: layouts of 22 object classes (people, animals, vehicles, furniture, tableware, buildings, ...);
+* ``relations``: which of the 21 predicates hold for each ordered pair, from geometry, depth and class;
+* ``annotation``: the sparse, VG-biased annotator (``ANNOTATION_KEEP_RATE``, ``GENERAL_FOR_INFORMATIVE_RATE``,
+  ``DUPLICATE_RELATION_RATE``);
+* ``render``: class-specific drawing; ``word_vectors``: the GloVe file; ``vg_scale``: the VG-sized,
+  annotation-only variant for loading benchmarks.
+
+Everything is a pure function of the seed and the options: each image draws from its own generators seeded
+by (seed, image_id), so a run is byte-for-byte reproducible however many processes render it.
+"""
+from __future__ import annotations
+
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+
+import cv2
+import numpy as np
+
+from .synthvg.annotation import (
+    ANNOTATION_KEEP_RATE, DUPLICATE_RELATION_RATE, GENERAL_FOR_INFORMATIVE_RATE, Annotation, annotate,
+)
+from .synthvg.relations import true_relations
+from .synthvg.render import encode_jpeg, render_scene
+from .synthvg.scene import Scene, empty_scene, sample_image_size, sample_scene
+from .synthvg.vg_scale import vg_scale_arrays
+from .synthvg.vocabulary import ATTRIBUTE_TO_ID, CLASS_TO_ID, PREDICATE_TO_ID
+from .synthvg.writers import (
+    IMAGE_FOLDER_NAME, MAX_ATTRIBUTES, VGArrays, pixel_boxes_to_frame, staged_folder,
+    write_annotation_files,
+)
+from .vg_files import BOX_SCALE, CORRUPTED_IMAGE_IDS
+
+DEFAULT_NUM_IMAGES = 4000
+DEFAULT_IMAGE_SIZE = 192
+DEFAULT_TEST_FRACTION = 0.3
+# Per split, this fraction of images (at least one) shows no object (background only; h5 img_to_first_box
+# = -1), and this fraction (at least one) has objects but no annotated relation; more lose all their
+# relations to the sparse annotator by chance.
+NO_BOX_IMAGE_FRACTION = 0.01
+NO_RELATION_IMAGE_FRACTION = 0.02
+# Promised shape of the predicate distribution on the default-size dataset: the most frequent predicate is
+# at least this many times as frequent as the least frequent one (about 130x at 4000 images).
+HEAD_TO_TAIL_MIN_RATIO = 50
+# Images scene-sampled to estimate the class/predicate/attribute frequencies of the VG-scale file.
+VG_SCALE_FREQUENCY_IMAGES = 1000
+_RENDER_STREAM = 1
+_SPLIT_TRAIN, _SPLIT_TEST = 0, 2
+
+
+@dataclass(frozen=True)
+class SynthVGOptions:
+    """What to generate: ``num_images`` h5 images (plus VG's corrupted ids when the id range covers them),
+    image longer sides around ``image_size`` pixels, ``test_fraction`` of the images in split 2."""
+
+    num_images: int = DEFAULT_NUM_IMAGES
+    seed: int = 0
+    image_size: int = DEFAULT_IMAGE_SIZE
+    test_fraction: float = DEFAULT_TEST_FRACTION
+
+    def __post_init__(self) -> None:
+        if self.num_images < 1:
+            raise ValueError(f"num_images must be at least 1, got {self.num_images}")
+        if not 32 <= self.image_size <= 2048:
+            raise ValueError(f"image_size must lie in [32, 2048] pixels, got {self.image_size}")
+        if not 0.0 <= self.test_fraction <= 1.0:
+            raise ValueError(f"test_fraction must lie in [0, 1], got {self.test_fraction}")
+
+
+@dataclass
+class SynthImage:
+    """One generated image: its id, size, split (0 train pool / 2 test), scene (objects in annotation order)
+    and the annotator's relations (indices into ``scene.objects``)."""
+
+    image_id: int
+    width: int
+    height: int
+    split: int
+    scene: Scene
+    annotation: Annotation
+
+    @property
+    def labels(self) -> np.ndarray:
+        """(N,) int64 class ids."""
+        return np.array([CLASS_TO_ID[obj.name] for obj in self.scene.objects], dtype=np.int64)
+
+    @property
+    def boxes(self) -> np.ndarray:
+        """(N, 4) float64 pixel boxes xyxy (x2, y2 exclusive)."""
+        return np.array([obj.box for obj in self.scene.objects], dtype=np.float64).reshape(-1, 4)
+
+    @property
+    def attributes(self) -> np.ndarray:
+        """(N, 10) int64 attribute ids, 0-padded."""
+        table = np.zeros((len(self.scene.objects), MAX_ATTRIBUTES), dtype=np.int64)
+        for row, obj in enumerate(self.scene.objects):
+            ids = [ATTRIBUTE_TO_ID[name] for name in obj.attributes()][:MAX_ATTRIBUTES]
+            table[row, :len(ids)] = ids
+        return table
+
+
+def image_ids(num_images: int) -> tuple[list[int], list[int]]:
+    """(ids of the ``num_images`` h5 rows, VG's corrupted ids inside that range): 1, 2, ... skipping the
+    corrupted ids, which real VG lists in image_data.json without an h5 row or an image file."""
+    corrupted = set(CORRUPTED_IMAGE_IDS)
+    ids, skipped, candidate = [], [], 0
+    while len(ids) < num_images:
+        candidate += 1
+        (skipped if candidate in corrupted else ids).append(candidate)
+    return ids, skipped
+
+
+def _split_plan(options: SynthVGOptions) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per h5 row: split code, whether it has no boxes, whether its relations are withheld."""
+    rng = np.random.default_rng([options.seed])
+    count = options.num_images
+    split = np.full(count, _SPLIT_TRAIN, dtype=np.int64)
+    split[rng.choice(count, int(round(count * options.test_fraction)), replace=False)] = _SPLIT_TEST
+    no_boxes = np.zeros(count, dtype=bool)
+    no_relations = np.zeros(count, dtype=bool)
+    for code in (_SPLIT_TRAIN, _SPLIT_TEST):
+        members = np.flatnonzero(split == code)
+        if members.size < 3:
+            continue
+        chosen = rng.permutation(members)
+        num_empty = max(1, int(round(members.size * NO_BOX_IMAGE_FRACTION)))
+        num_unrelated = max(1, int(round(members.size * NO_RELATION_IMAGE_FRACTION)))
+        no_boxes[chosen[:num_empty]] = True
+        no_relations[chosen[num_empty:num_empty + num_unrelated]] = True
+    return split, no_boxes, no_relations
+
+
+def generate_image(image_id: int, split: int, options: SynthVGOptions, no_boxes: bool = False,
+                   no_relations: bool = False) -> SynthImage:
+    """Sample one image's scene (objects shuffled into annotation order), its true relations and annotation."""
+    rng = np.random.default_rng([options.seed, image_id])
+    width, height = sample_image_size(rng, options.image_size)
+    if no_boxes:
+        return SynthImage(image_id, width, height, split, empty_scene(rng, width, height), Annotation.empty())
+    scene = sample_scene(rng, width, height)
+    scene.objects = [scene.objects[i] for i in rng.permutation(len(scene.objects))]
+    annotation = annotate(rng, true_relations(scene))
+    if no_relations:
+        annotation = Annotation.empty()
+    return SynthImage(image_id, width, height, split, scene, annotation)
+
+
+def generate_images(options: SynthVGOptions) -> list[SynthImage]:
+    """All h5 images of a SynthVG dataset, in h5 (= id) order."""
+    ids, _ = image_ids(options.num_images)
+    split, no_boxes, no_relations = _split_plan(options)
+    return [generate_image(image_id, int(split[row]), options, bool(no_boxes[row]), bool(no_relations[row]))
+            for row, image_id in enumerate(ids)]
+
+
+def images_to_arrays(images: list[SynthImage]) -> VGArrays:
+    """Concatenate per-image annotations into the h5's flat arrays (global object rows in relationships)."""
+    box_counts = np.array([len(image.scene.objects) for image in images], dtype=np.int64)
+    rel_counts = np.array([len(image.annotation.relations) for image in images], dtype=np.int64)
+    box_starts = np.concatenate([[0], np.cumsum(box_counts)[:-1]])
+    rel_starts = np.concatenate([[0], np.cumsum(rel_counts)[:-1]])
+    widths = np.array([image.width for image in images], dtype=np.int64)
+    heights = np.array([image.height for image in images], dtype=np.int64)
+    longer = np.repeat(np.maximum(widths, heights), box_counts)
+    boxes = np.concatenate([image.boxes for image in images] + [np.zeros((0, 4))])
+    relations = np.concatenate([image.annotation.relations for image in images] + [np.zeros((0, 3), np.int64)])
+    relation_offsets = np.repeat(box_starts, rel_counts)
+    return VGArrays(
+        split=np.array([image.split for image in images], dtype=np.int64),
+        first_box=np.where(box_counts > 0, box_starts, -1),
+        last_box=np.where(box_counts > 0, box_starts + box_counts - 1, -1),
+        first_rel=np.where(rel_counts > 0, rel_starts, -1),
+        last_rel=np.where(rel_counts > 0, rel_starts + rel_counts - 1, -1),
+        labels=np.concatenate([image.labels for image in images] + [np.zeros(0, np.int64)]),
+        boxes_1024_xyxy=pixel_boxes_to_frame(boxes, longer, BOX_SCALE),
+        attributes=np.concatenate([image.attributes for image in images]
+                                  + [np.zeros((0, MAX_ATTRIBUTES), np.int64)]),
+        relationships=relations[:, :2] + relation_offsets[:, None],
+        predicates=relations[:, 2],
+        image_ids=np.array([image.image_id for image in images], dtype=np.int64),
+        widths=widths,
+        heights=heights,
+    )
+
+
+def _render_images(folder: str, seed: int, jobs: list[tuple[int, Scene]]) -> None:
+    cv2.setNumThreads(1)
+    for image_id, scene in jobs:
+        image = render_scene(scene, np.random.default_rng([seed, image_id, _RENDER_STREAM]))
+        with open(os.path.join(folder, f"{image_id}.jpg"), "wb") as handle:
+            handle.write(encode_jpeg(image))
+
+
+def render_images(folder: str, images: list[SynthImage], seed: int, workers: int = 1) -> None:
+    """Write ``<image_id>.jpg`` for every image into ``folder``, over ``workers`` processes."""
+    jobs = [(image.image_id, image.scene) for image in images]
+    if workers <= 1 or len(jobs) < 2 * workers:
+        _render_images(folder, seed, jobs)
+        return
+    chunks = [jobs[start::workers * 4] for start in range(workers * 4)]
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        for finished in [pool.submit(_render_images, folder, seed, chunk) for chunk in chunks]:
+            finished.result()
+
+
+def _generation_info(kind: str, **details) -> dict:
+    return {
+        "generator": "SynthVG", "kind": kind, **details,
+        "annotation_keep_rate": ANNOTATION_KEEP_RATE,
+        "general_for_informative_rate": GENERAL_FOR_INFORMATIVE_RATE,
+        "duplicate_relation_rate": DUPLICATE_RELATION_RATE,
+    }
+
+
+def _corrupted_sizes(skipped_ids: list[int], seed: int, image_size: int) -> dict[int, tuple[int, int]]:
+    return {image_id: sample_image_size(np.random.default_rng([seed, image_id]), image_size)
+            for image_id in skipped_ids}
+
+
+def write_synthvg(output_dir: str, options: SynthVGOptions = SynthVGOptions(), annotations_only: bool = False,
+                  overwrite: bool = False, workers: int = 1) -> str:
+    """Generate SynthVG into ``<output_dir>/vg`` (atomically) and return that folder's path.
+
+    ``annotations_only`` skips the JPEG images (the loader then fails only when an image is read).
+    """
+    target = os.path.join(output_dir, "vg")
+    _, skipped = image_ids(options.num_images)
+    with staged_folder(target, overwrite) as staging:
+        images = generate_images(options)
+        write_annotation_files(staging, images_to_arrays(images), _corrupted_sizes(skipped, options.seed,
+                                                                                    options.image_size),
+                               _generation_info("images" if not annotations_only else "annotations_only",
+                                                **asdict(options)))
+        image_folder = os.path.join(staging, IMAGE_FOLDER_NAME)
+        os.makedirs(image_folder)
+        if not annotations_only:
+            render_images(image_folder, images, options.seed, workers)
+    return os.path.abspath(target)
+
+
+def _frequencies(ids: np.ndarray, num_ids: int) -> np.ndarray:
+    """Relative frequencies of ids 1..num_ids, each seen at least once (add-one). -> (num_ids,) float64."""
+    counts = np.bincount(ids, minlength=num_ids + 1)[1:] + 1.0
+    return counts / counts.sum()
+
+
+def write_vg_scale(output_dir: str, seed: int = 0, test_fraction: float = DEFAULT_TEST_FRACTION,
+                   overwrite: bool = False) -> str:
+    """Write VG-sized annotations (108,073 h5 images, ~1.1 M boxes, ~620 k relations, no images) into
+    ``<output_dir>/vg`` for loading benchmarks; return that folder's path. Class, predicate and attribute
+    frequencies are those of a scene-sampled SynthVG of ``VG_SCALE_FREQUENCY_IMAGES`` images."""
+    with staged_folder(os.path.join(output_dir, "vg"), overwrite) as staging:
+        sample = images_to_arrays(generate_images(SynthVGOptions(VG_SCALE_FREQUENCY_IMAGES, seed)))
+        arrays, corrupted_sizes = vg_scale_arrays(
+            seed, test_fraction,
+            class_probabilities=_frequencies(sample.labels, len(CLASS_TO_ID)),
+            predicate_probabilities=_frequencies(sample.predicates, len(PREDICATE_TO_ID)),
+            attribute_probabilities=_frequencies(sample.attributes[sample.attributes > 0], len(ATTRIBUTE_TO_ID)),
+        )
+        write_annotation_files(staging, arrays, corrupted_sizes,
+                               _generation_info("vg_scale", seed=seed, test_fraction=test_fraction,
+                                                num_images=int(arrays.split.size)))
+        os.makedirs(os.path.join(staging, IMAGE_FOLDER_NAME))
+    return os.path.abspath(os.path.join(output_dir, "vg"))
