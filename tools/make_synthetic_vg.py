@@ -15,12 +15,11 @@ import os
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from rebalance_hca.data.synthetic import (  # noqa: E402
+from rebalance_hca.data.synthetic import (
     DEFAULT_IMAGE_SIZE, DEFAULT_NUM_IMAGES, DEFAULT_TEST_FRACTION, SynthVGOptions, write_synthvg, write_vg_scale,
 )
-from rebalance_hca.data.synthvg.writers import DICTS_FILE_NAME  # noqa: E402
+from rebalance_hca.data.synthvg.writers import DICTS_FILE_NAME
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -1,0 +1,104 @@
+"""Evaluate a saved predictions file against a dataset split and print SGB's report.
+
+    python tools/evaluate_predictions.py --config-file CONFIG --predictions PATH [--split test]
+        [--output-dir DIR] [--zeroshot-triplets PATH] [--no-detection] [KEY VALUE ...]
+
+The predictions file (``rebalance_hca.evaluation.save_predictions``; format in docs/evaluation.md) holds
+one split's compact predictions, indexed by dataset index. The split is built from the config (the same
+config, so the same indices, as the run that wrote the file); the ground truth is SGB's
+``get_groundtruth(i, evaluation=True)``. Zero-shot triplets come from ``--zeroshot-triplets`` (e.g. SGB's
+``zeroshot_triplet.pytorch``) or else are computed as the split's triplets absent from the train split;
+the head/body/tail groups use the train split's predicate counts (without stage-2 rebalancing).
+Writes ``<split>_report.txt``, ``<split>_results.json`` and ``<split>_per_predicate_recall.png`` to
+``--output-dir`` (default: the predictions file's folder).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Sequence
+
+import numpy as np
+
+
+from rebalance_hca.config import load_config
+from rebalance_hca.data import build_dataset
+from rebalance_hca.evaluation import (compute_zeroshot_triplets, evaluate_predictions, evaluation_mode,
+                                      load_predictions, load_zeroshot_triplets, write_report_files)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config-file", default="", metavar="FILE", help="path to the yaml config")
+    parser.add_argument("--predictions", required=True, metavar="PATH", help="predictions file (.npz)")
+    parser.add_argument("--split", default="test", choices=("train", "val", "test"))
+    parser.add_argument("--output-dir", default=None, help="where the report files go")
+    parser.add_argument("--zeroshot-triplets", default=None, metavar="PATH",
+                        help="(T, 3) int64 torch file; default: computed from the train split")
+    parser.add_argument("--no-detection", action="store_true", help="skip the detector mAP")
+    parser.add_argument("opts", nargs="*", default=[], help="config overrides as KEY VALUE pairs")
+    return parser.parse_args(argv)
+
+
+def groundtruth_for_evaluation(dataset, index: int) -> dict:
+    """SGB's evaluation GT of one image: original-frame boxes, labels and the relation list."""
+    target = dataset.get_groundtruth(index, evaluation=True)
+    return {"boxes": target["boxes"], "labels": target["labels"], "relations": target["relation_tuple"]}
+
+
+# the train split as in stage 1: without stage-2 rebalancing, whatever the config trains
+NO_REBALANCING = ["MODEL.ROI_RELATION_HEAD.WITH_CLEAN_CLASSIFIER", "False"]
+
+
+def train_statistics(args: argparse.Namespace, split_triplets: np.ndarray,
+                     num_predicates: int) -> tuple[np.ndarray, np.ndarray]:
+    """(zero-shot triplets, train predicate counts), from the train split without stage-2 rebalancing."""
+    train_cfg = load_config(args.config_file or None, [*args.opts, *NO_REBALANCING])
+    train_triplets = build_dataset(train_cfg, "train", with_transforms=False).relation_triplets()
+    if args.zeroshot_triplets is not None:
+        zeroshot = load_zeroshot_triplets(args.zeroshot_triplets)
+    else:
+        zeroshot = compute_zeroshot_triplets(train_triplets, split_triplets if args.split != "train"
+                                             else np.zeros((0, 3), dtype=np.int64))
+    return zeroshot, np.bincount(train_triplets[:, 2], minlength=num_predicates)
+
+
+def main(argv: Sequence[str] | None = None) -> dict:
+    args = parse_args(argv)
+    cfg = load_config(args.config_file or None, args.opts)
+    saved = load_predictions(args.predictions)
+    head = cfg.MODEL.ROI_RELATION_HEAD
+    config_mode = evaluation_mode(head.USE_GT_BOX, head.USE_GT_OBJECT_LABEL)
+    if saved["mode"] != config_mode:
+        raise SystemExit(f"{args.predictions}: predictions are for {saved['mode']}, the config describes "
+                         f"{config_mode} (MODEL.ROI_RELATION_HEAD.USE_GT_BOX / USE_GT_OBJECT_LABEL)")
+    dataset = build_dataset(cfg, args.split, with_transforms=False)
+    image_ids = saved["image_ids"]
+    expected_size = saved["metadata"].get("dataset_size")
+    if expected_size is not None and int(expected_size) != len(dataset):
+        raise SystemExit(f"{args.predictions}: written for a split of {expected_size} images, the {args.split} "
+                         f"split of this config has {len(dataset)}")
+    if len(image_ids) and (image_ids.min() < 0 or image_ids.max() >= len(dataset)):
+        raise SystemExit(f"{args.predictions}: image ids up to {int(image_ids.max())}, the {args.split} split "
+                         f"has {len(dataset)} images")
+    num_predicates = len(dataset.ind_to_predicates)
+    if saved["num_predicates"] != num_predicates:
+        raise SystemExit(f"{args.predictions}: {saved['num_predicates']} predicates, the dataset has {num_predicates}")
+    zeroshot, predicate_counts = train_statistics(args, dataset.relation_triplets(), num_predicates)
+    groundtruths = [groundtruth_for_evaluation(dataset, int(index)) for index in image_ids]
+    evaluation = evaluate_predictions(
+        groundtruths, saved["predictions"], saved["mode"], dataset.ind_to_predicates,
+        class_names=dataset.ind_to_classes, image_ids=image_ids, zeroshot_triplets=zeroshot,
+        predicate_counts=predicate_counts, iou_threshold=cfg.TEST.RELATION.IOU_THRESHOLD,
+        with_detection=not args.no_detection)
+    print(evaluation["report"], end="")
+    output_dir = args.output_dir or os.path.dirname(os.path.abspath(args.predictions))
+    paths = write_report_files(output_dir, args.split, evaluation, dataset.ind_to_predicates, predicate_counts,
+                               extra={"split": args.split, "predictions": os.path.abspath(args.predictions),
+                                      "num_zeroshot_triplets": int(len(zeroshot))})
+    print("wrote " + ", ".join(paths.values()))
+    return evaluation
+
+
+if __name__ == "__main__":
+    main()
