@@ -1,0 +1,176 @@
+"""Checkpoints: atomic saves and real resume (SPEC §0, §10.7).
+
+A checkpoint ``OUTPUT_DIR/<name>.pth`` holds the model, optimizer, scheduler and AMP grad-scaler states,
+the iteration, and the RNG states (python, numpy, torch, CUDA) of every rank. It is written to a temporary
+file and renamed into place, then ``OUTPUT_DIR/last_checkpoint`` is rewritten (also atomically) to name it.
+
+Loading order (``Checkpointer.resume_or_load``): a ``last_checkpoint`` in OUTPUT_DIR wins and restores
+everything; otherwise MODEL.WEIGHT, if set, initialises the model weights only (iteration 0). A file that is
+named but missing is an error, never silently replaced; keys or shapes that do not fit are listed.
+Checkpoints hold only tensors and plain Python values, so they load with ``torch.load(weights_only=True)``.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import random
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..utils.atomic import atomic_write
+from ..utils.comm import all_gather, get_rank, get_world_size
+from ..utils.state_dict import load_state_dict_checked
+
+logger = logging.getLogger(__name__)
+
+LAST_CHECKPOINT_FILE = "last_checkpoint"
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The module inside DistributedDataParallel (or the model itself)."""
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+
+def capture_rng_state() -> dict[str, Any]:
+    """This process's python, numpy, torch and CUDA generator states as tensors / plain values."""
+    numpy_state = np.random.get_state()
+    state = {
+        "python": random.getstate(),
+        "numpy": (numpy_state[0], torch.from_numpy(numpy_state[1].astype(np.int64)), *numpy_state[2:]),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: dict[str, Any]) -> None:
+    """Inverse of ``capture_rng_state``."""
+    random.setstate(state["python"])
+    name, keys, *rest = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def read_checkpoint(path: str) -> dict[str, Any]:
+    """``torch.load`` of a checkpoint onto the CPU; FileNotFoundError naming the path when it is absent."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def model_state_of(data: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The model weights of a checkpoint dict: its "model" entry, or the dict itself if it is a state dict."""
+    return data["model"] if isinstance(data.get("model"), dict) else data
+
+
+def load_model_weights(module: nn.Module, path: str) -> None:
+    """Load only the model weights of checkpoint ``path`` into ``module``; every key and shape must fit
+    (e.g. MODEL.PRETRAINED_DETECTOR_CKPT into the relation model's detector)."""
+    load_state_dict_checked(unwrap_model(module), model_state_of(read_checkpoint(path)), source=f"checkpoint {path}")
+
+
+class Checkpointer:
+    """Saves and restores a training run in ``save_dir`` (OUTPUT_DIR).
+
+    ``save`` is collective (it gathers every rank's RNG state); only rank 0 writes (``save_to_disk``).
+    """
+
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer | None = None, scheduler: Any = None,
+                 grad_scaler: torch.amp.GradScaler | None = None, save_dir: str = "",
+                 save_to_disk: bool = True) -> None:
+        self.model = model
+        self.optimizer = optimizer
+        self.scheduler = scheduler
+        self.grad_scaler = grad_scaler
+        self.save_dir = save_dir
+        self.save_to_disk = save_to_disk and bool(save_dir)
+
+    def save(self, name: str, iteration: int, **extra: Any) -> str | None:
+        """Write ``save_dir/name.pth`` atomically and point ``last_checkpoint`` at it; returns its path on
+        the writing rank, None elsewhere."""
+        rng_states = all_gather(capture_rng_state())
+        if not self.save_to_disk:
+            return None
+        data: dict[str, Any] = {"model": unwrap_model(self.model).state_dict(), "iteration": iteration,
+                                "rng_states": rng_states, **extra}
+        for key, owner in (("optimizer", self.optimizer), ("scheduler", self.scheduler),
+                           ("grad_scaler", self.grad_scaler)):
+            if owner is not None:
+                data[key] = owner.state_dict()
+        path = os.path.join(self.save_dir, f"{name}.pth")
+        with atomic_write(path) as stream:
+            torch.save(data, stream)
+        with atomic_write(os.path.join(self.save_dir, LAST_CHECKPOINT_FILE), binary=False) as stream:
+            stream.write(os.path.basename(path))
+        logger.info("Saved checkpoint %s (iteration %d)", path, iteration)
+        return path
+
+    def has_checkpoint(self) -> bool:
+        return bool(self.save_dir) and os.path.isfile(os.path.join(self.save_dir, LAST_CHECKPOINT_FILE))
+
+    def last_checkpoint(self) -> str:
+        """Path named by ``save_dir/last_checkpoint`` (relative names are relative to save_dir).
+
+        Raises FileNotFoundError when the named file does not exist: a stale pointer is never ignored.
+        """
+        pointer = os.path.join(self.save_dir, LAST_CHECKPOINT_FILE)
+        with open(pointer, encoding="utf-8") as stream:
+            name = stream.read().strip()
+        path = name if os.path.isabs(name) else os.path.join(self.save_dir, name)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{pointer} names {path}, which does not exist; restore that file or remove "
+                                    f"{pointer} to start without resuming")
+        return path
+
+    def resume_or_load(self, weight_file: str = "") -> dict[str, Any]:
+        """Resume from ``last_checkpoint`` if there is one, else load ``weight_file`` weights, else nothing.
+
+        Returns the checkpoint's extra data with at least "iteration" (0 unless resumed).
+        """
+        if self.has_checkpoint():
+            path = self.last_checkpoint()
+            if weight_file:
+                logger.info("Resuming from %s; MODEL.WEIGHT %s is not used", path, weight_file)
+            return self.resume(path)
+        if weight_file:
+            logger.info("Loading model weights from MODEL.WEIGHT %s", weight_file)
+            load_model_weights(self.model, weight_file)
+        return {"iteration": 0}
+
+    def resume(self, path: str) -> dict[str, Any]:
+        """Restore model, optimizer, scheduler, grad scaler and this rank's RNG state from ``path``."""
+        data = read_checkpoint(path)
+        load_state_dict_checked(unwrap_model(self.model), model_state_of(data), source=f"checkpoint {path}")
+        for key, owner in (("optimizer", self.optimizer), ("scheduler", self.scheduler),
+                           ("grad_scaler", self.grad_scaler)):
+            if owner is None:
+                continue
+            if key not in data:
+                raise KeyError(f"checkpoint {path} has no {key} state to resume from")
+            try:
+                owner.load_state_dict(data[key])
+            except (ValueError, KeyError) as error:
+                raise ValueError(f"checkpoint {path}: the saved {key} state does not fit this run "
+                                 f"({error}); were different parameters trainable when it was saved?") from error
+        self._restore_rng(data.get("rng_states"), path)
+        logger.info("Resumed from %s at iteration %d", path, data["iteration"])
+        return {key: value for key, value in data.items()
+                if key not in ("model", "optimizer", "scheduler", "grad_scaler", "rng_states")}
+
+    @staticmethod
+    def _restore_rng(rng_states: list[dict] | None, path: str) -> None:
+        if not rng_states:
+            logger.warning("checkpoint %s has no RNG state; random streams restart", path)
+            return
+        if len(rng_states) != get_world_size():
+            logger.warning("checkpoint %s was saved by %d processes, this run has %d; every rank takes rank 0's "
+                           "RNG state", path, len(rng_states), get_world_size())
+            restore_rng_state(rng_states[0])
+            return
+        restore_rng_state(rng_states[get_rank()])

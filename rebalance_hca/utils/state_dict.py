@@ -1,0 +1,76 @@
+"""Strict state-dict loading whose error lists every key that does not fit.
+
+``torch.nn.Module.load_state_dict(strict=True)`` stops at the first shape mismatch with a message that
+does not name the file; this module reports missing keys, unexpected keys and shape mismatches together,
+naming where the state came from.
+"""
+from __future__ import annotations
+
+from typing import Mapping
+
+import torch
+from torch import nn
+
+_LISTED_PER_KIND = 30
+
+
+class StateDictMismatchError(RuntimeError):
+    """A state dict (checkpoint, weight file) whose key names or tensor shapes do not fit a module."""
+
+    def __init__(self, source: str, missing: list[str], unexpected: list[str],
+                 shape_mismatches: list[tuple[str, tuple, tuple]]) -> None:
+        self.source = source
+        self.missing = missing
+        self.unexpected = unexpected
+        self.shape_mismatches = shape_mismatches
+        super().__init__(_describe(source, missing, unexpected, shape_mismatches))
+
+
+def _listed(items: list[str]) -> str:
+    shown = items[:_LISTED_PER_KIND]
+    more = f"\n    ... and {len(items) - len(shown)} more" if len(items) > len(shown) else ""
+    return "".join(f"\n    {item}" for item in shown) + more
+
+
+def _describe(source: str, missing: list[str], unexpected: list[str],
+              shape_mismatches: list[tuple[str, tuple, tuple]]) -> str:
+    parts = [f"{source} does not fit the model:"]
+    if missing:
+        parts.append(f"  {len(missing)} key(s) the model has but the file lacks:{_listed(missing)}")
+    if unexpected:
+        parts.append(f"  {len(unexpected)} key(s) in the file that the model does not have:{_listed(unexpected)}")
+    if shape_mismatches:
+        rows = [f"{key}: file {list(file_shape)} vs model {list(model_shape)}"
+                for key, file_shape, model_shape in shape_mismatches]
+        parts.append(f"  {len(rows)} key(s) with a different shape:{_listed(rows)}")
+    return "\n".join(parts)
+
+
+def find_mismatches(model_state: Mapping[str, torch.Tensor], loaded_state: Mapping[str, torch.Tensor]
+                    ) -> tuple[list[str], list[str], list[tuple[str, tuple, tuple]]]:
+    """(missing keys, unexpected keys, [(key, loaded shape, model shape)]) between two state dicts."""
+    missing = sorted(set(model_state) - set(loaded_state))
+    unexpected = sorted(set(loaded_state) - set(model_state))
+    shape_mismatches = [
+        (key, tuple(loaded_state[key].shape), tuple(model_state[key].shape))
+        for key in sorted(set(model_state) & set(loaded_state))
+        if tuple(loaded_state[key].shape) != tuple(model_state[key].shape)
+    ]
+    return missing, unexpected, shape_mismatches
+
+
+def check_state_dict_fits(model_state: Mapping[str, torch.Tensor], loaded_state: Mapping[str, torch.Tensor],
+                          source: str) -> None:
+    """Raise StateDictMismatchError (naming ``source``) unless both have the same keys and shapes."""
+    missing, unexpected, shape_mismatches = find_mismatches(model_state, loaded_state)
+    if missing or unexpected or shape_mismatches:
+        raise StateDictMismatchError(source, missing, unexpected, shape_mismatches)
+
+
+def load_state_dict_checked(module: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
+    """Load ``state`` into ``module`` only if every key and shape fits; else raise StateDictMismatchError.
+
+    ``source`` names the origin (e.g. the file path) in the error message.
+    """
+    check_state_dict_fits(module.state_dict(), state, source)
+    module.load_state_dict(state, strict=True)

@@ -1,0 +1,115 @@
+"""Detector pretraining end to end on SynthVG with tools/detector_pretrain_net.py (CPU, a few minutes).
+
+Measured on a 2-core x86_64 CPU (about 2 minutes): 300 iterations of 4 images on a 400-image SynthVG
+bring the median loss from about 1.7 (iteration 20) to about 0.9 (iteration 300) and give mAP@0.5 of
+0.13-0.23 on SynthVG val and test (SEED 20: 0.142 / 0.134; SEED 1: 0.227 / 0.228), against 0.0002 for the
+untrained detector. The floors below are set well under that.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+
+import pytest
+import torch
+
+from rebalance_hca.data.synthetic import SynthVGOptions, write_synthvg
+from rebalance_hca.engine.checkpoint import LAST_CHECKPOINT_FILE
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIG = os.path.join(ROOT, "configs", "synthetic", "detector_R18_FPN.yaml")
+TEST_DATASET = "VG_stanford_filtered_with_attribute_test"
+MAP_FLOOR = 0.04
+LOG_LINE = re.compile(r"eta: \d+:\d\d:\d\d  iter: (\d+)  loss: ([\d.]+) \(([\d.]+)\)  .*"
+                      r"  lr: \d+\.\d{6}  max mem: \d+$")
+
+
+def _load_tool():
+    spec = importlib.util.spec_from_file_location("detector_pretrain_net",
+                                                  os.path.join(ROOT, "tools", "detector_pretrain_net.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+TOOL = _load_tool()
+
+
+@pytest.fixture(scope="module")
+def synthvg(tmp_path_factory) -> str:
+    root = tmp_path_factory.mktemp("synthvg")
+    write_synthvg(str(root), SynthVGOptions(num_images=400, seed=0))
+    return str(root)
+
+
+def _args(data_dir: str, output_dir: str, *overrides: str) -> list[str]:
+    return ["--config-file", CONFIG, "DATASETS.DATA_DIR", data_dir, "DATASETS.NUM_VAL_IM", "60",
+            "DATALOADER.NUM_WORKERS", "0", "OUTPUT_DIR", output_dir, *overrides]
+
+
+def _logged_losses(output_dir: str) -> dict[int, float]:
+    """iteration -> median loss from the SGB log lines of OUTPUT_DIR/log.txt."""
+    with open(os.path.join(output_dir, "log.txt"), encoding="utf-8") as stream:
+        matches = [LOG_LINE.search(line) for line in stream]
+    return {int(m.group(1)): float(m.group(2)) for m in matches if m}
+
+
+def test_short_pretraining_lowers_the_loss_and_reaches_a_nontrivial_map(synthvg, tmp_path):
+    output_dir = str(tmp_path / "run")
+    result = TOOL.main(_args(synthvg, output_dir, "SOLVER.MAX_ITER", "300", "SOLVER.STEPS", "(250,)",
+                             "SOLVER.VAL_PERIOD", "150", "SOLVER.CHECKPOINT_PERIOD", "150"))
+    assert set(result) == {TEST_DATASET}
+    assert result[TEST_DATASET] >= MAP_FLOOR
+    losses = _logged_losses(output_dir)
+    assert sorted(losses) == list(range(20, 301, 20))
+    assert losses[300] < 0.7 * losses[20]
+    files = set(os.listdir(output_dir))
+    assert {"model_0000150.pth", "model_0000300.pth", "model_final.pth", LAST_CHECKPOINT_FILE, "config.yml",
+            "log.txt"} <= files
+    assert any(name.startswith("events.out.tfevents") for name in files)
+    assert os.path.isfile(os.path.join(output_dir, "inference", TEST_DATASET, "detection_map.json"))
+    with open(os.path.join(output_dir, "log.txt"), encoding="utf-8") as stream:
+        validations = [float(v) for v in re.findall(r"Validation Result: ([\d.]+)", stream.read())]
+    assert len(validations) == 2 and validations[-1] >= MAP_FLOOR
+
+
+def test_resume_continues_from_the_saved_iteration(synthvg, tmp_path):
+    output_dir = str(tmp_path / "run")
+    quick = ["SOLVER.CHECKPOINT_PERIOD", "2", "SOLVER.TO_VAL", "False", "--skip-test"]
+    assert TOOL.main(_args(synthvg, output_dir, "SOLVER.MAX_ITER", "3", *quick)) == {}
+    first = torch.load(os.path.join(output_dir, "model_final.pth"), weights_only=True)
+    assert first["iteration"] == 3
+    assert open(os.path.join(output_dir, LAST_CHECKPOINT_FILE)).read() == "model_final.pth"
+
+    TOOL.main(_args(synthvg, output_dir, "SOLVER.MAX_ITER", "5", *quick))
+    with open(os.path.join(output_dir, "log.txt"), encoding="utf-8") as stream:
+        log = stream.read()
+    assert "Resumed from" in log and "at iteration 3" in log
+    assert "Start training at iteration 4 of 5" in log
+    final = torch.load(os.path.join(output_dir, "model_final.pth"), weights_only=True)
+    assert final["iteration"] == 5
+    assert final["scheduler"]["last_epoch"] == 5
+    assert not torch.equal(final["model"]["roi_heads.box_predictor.cls_score.weight"],
+                           first["model"]["roi_heads.box_predictor.cls_score.weight"])
+
+
+def test_cli_bad_input_gives_clear_errors(synthvg, tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing.pth"):
+        TOOL.main(_args(synthvg, str(tmp_path / "fresh"), "MODEL.WEIGHT", str(tmp_path / "missing.pth"),
+                        "--skip-test"))
+    with pytest.raises(ValueError, match="MODEL.RELATION_ON False"):
+        TOOL.main(_args(synthvg, str(tmp_path / "rel"), "MODEL.RELATION_ON", "True"))
+    with pytest.raises(ValueError, match="valid names"):
+        TOOL.main(_args(synthvg, str(tmp_path / "body"), "MODEL.BACKBONE.CONV_BODY", "R-152-FPN"))
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="MODEL.DEVICE cpu"):
+            TOOL.main(_args(synthvg, str(tmp_path / "cuda"), "MODEL.DEVICE", "cuda"))
+
+
+def test_cli_accepts_sgb_argument_shapes():
+    args = TOOL.parse_args(["--config-file", "x.yaml", "--local_rank", "1", "SOLVER.MAX_ITER", "10",
+                            "--skip-test", "SOLVER.STEPS", "(5, 8)"])
+    assert (args.config_file, args.local_rank, args.skip_test) == ("x.yaml", 1, True)
+    assert args.opts == ["SOLVER.MAX_ITER", "10", "SOLVER.STEPS", "(5, 8)"]
+    assert TOOL.parse_args(["--local-rank=2"]).local_rank == 2
