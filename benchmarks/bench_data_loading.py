@@ -116,7 +116,7 @@ def _iou_plus_one(boxes: np.ndarray) -> np.ndarray:
     return inter / (area[:, None] + area[None, :] - inter)
 
 
-def sgb_style_image_filenames(image_file: str) -> list:
+def sgb_style_image_filenames(image_file: str, image_dir: str) -> list:
     with open(image_file) as handle:
         entries = json.load(handle)
     corrupted = {"1592.jpg", "1722.jpg", "4616.jpg", "4617.jpg"}
@@ -125,7 +125,9 @@ def sgb_style_image_filenames(image_file: str) -> list:
         basename = f"{entry['image_id']}.jpg"
         if basename in corrupted:
             continue
-        filenames.append(os.path.join("VG_100K", basename))
+        filename = os.path.join(image_dir, basename)
+        os.path.exists(filename)  # SGB stats every file (and drops missing ones; this file has no images)
+        filenames.append(filename)
         infos.append(entry)
     return filenames
 
@@ -143,12 +145,12 @@ def measure_sgb_style(data_dir: str) -> dict:
     start = time.perf_counter()
     sizes = []
     for split in ("train", "val", "test"):
-        sgb_style_image_filenames(paths["image_file"])
+        sgb_style_image_filenames(paths["image_file"], paths["img_dir"])
         sizes.append(len(sgb_style_load_graphs(paths["roidb_file"], split, filter_non_overlap=False)[1]))
     splits_s = time.perf_counter() - start
 
     start = time.perf_counter()
-    sgb_style_image_filenames(paths["image_file"])
+    sgb_style_image_filenames(paths["image_file"], paths["img_dir"])
     _, boxes, classes, _, relationships = sgb_style_load_graphs(paths["roidb_file"], "train", True)
     fg = np.zeros((num_classes, num_classes, num_predicates), dtype=np.int64)
     bg = np.zeros((num_classes, num_classes), dtype=np.int64)
