@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from torchvision.transforms import ColorJitter as _TorchColorJitter
 
+from ..structures.boxes import scale_xyxy
+
 
 class Compose:
     def __init__(self, transforms: Sequence) -> None:
@@ -55,9 +57,8 @@ class Resize:
 
 
 def scale_boxes(target, scale_x: float, scale_y: float):
-    """Multiply x coordinates by ``scale_x`` and y by ``scale_y``; returns a new target dict."""
-    boxes = target["boxes"] * torch.tensor([scale_x, scale_y, scale_x, scale_y], dtype=target["boxes"].dtype)
-    return {**target, "boxes": boxes}
+    """The target with its boxes resized by (``scale_x``, ``scale_y``); a new dict."""
+    return {**target, "boxes": scale_xyxy(target["boxes"], scale_x, scale_y)}
 
 
 class RandomFlip:

@@ -15,6 +15,7 @@ from torch import nn
 from tqdm import tqdm
 
 from ..evaluation import compute_detection_map
+from ..structures.boxes import scale_xyxy
 from ..utils.atomic import atomic_write
 from ..utils.comm import all_gather, broadcast_object, is_main_process
 from .checkpoint import unwrap_model
@@ -25,8 +26,7 @@ logger = logging.getLogger(__name__)
 def rescale_boxes(boxes: torch.Tensor, from_size: tuple[int, int], to_width: int, to_height: int) -> torch.Tensor:
     """boxes (N, 4) xyxy in an image of ``from_size`` (h, w) -> the same boxes in a (to_width, to_height) image."""
     from_height, from_width = from_size
-    scale = boxes.new_tensor([to_width / from_width, to_height / from_height] * 2)
-    return boxes * scale
+    return scale_xyxy(boxes, to_width / from_width, to_height / from_height)
 
 
 @torch.no_grad()

@@ -6,7 +6,9 @@ from .boxes import (
     paired_iou_legacy,
     paired_positive_intersection,
     positive_intersection,
+    scale_xyxy,
 )
 
 __all__ = ["box_area_legacy", "box_iou_legacy", "cxcywh_to_xyxy_truncated", "paired_iou_legacy",
-           "paired_positive_intersection", "positive_intersection"]
+           "paired_positive_intersection", "positive_intersection",
+           "scale_xyxy"]

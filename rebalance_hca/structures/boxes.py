@@ -7,6 +7,7 @@ convention instead (SPEC §0).
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 
 def box_area_legacy(boxes: np.ndarray) -> np.ndarray:
@@ -71,3 +72,8 @@ def cxcywh_to_xyxy_truncated(boxes: np.ndarray) -> np.ndarray:
     boxes = np.asarray(boxes)
     top_left = (boxes[:, :2] - boxes[:, 2:] / 2).astype(np.int32)
     return np.concatenate([top_left, top_left + boxes[:, 2:].astype(np.int32)], axis=1)
+
+
+def scale_xyxy(boxes: torch.Tensor, scale_x: float, scale_y: float) -> torch.Tensor:
+    """Multiply x coordinates by ``scale_x`` and y by ``scale_y`` (a resize). (N, 4) -> (N, 4), same dtype."""
+    return boxes * boxes.new_tensor([scale_x, scale_y, scale_x, scale_y])
