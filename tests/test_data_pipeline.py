@@ -61,7 +61,7 @@ def test_iteration_sampler_groups_aspect_and_resumes_exactly():
     assert groups.tolist() == [0, 1, 0, 1, 0, 1, 0, 1, 0, 1]
     full = list(IterationBatchSampler(groups, batch_size=2, num_iterations=11, seed=3))
     assert len(full) == 11
-    assert all(len(set(groups[batch])) == 1 for batch in full)
+    assert all(len(set(groups[_indices(batch)])) == 1 for batch in full)
     resumed = list(IterationBatchSampler(groups, batch_size=2, num_iterations=11, start_iter=7, seed=3))
     assert resumed == full[7:]
 
@@ -74,9 +74,37 @@ def test_iteration_sampler_shards_disjointly_across_ranks():
     assert sorted(seen) == list(range(12))
 
 
+def _indices(batch) -> list[int]:
+    """The dataset indices of a batch of (index, sample seed) keys."""
+    return [index for index, _ in batch]
+
+
+def test_ranks_stay_in_step_and_never_share_an_image():
+    """103 images, 2 ranks of 4 images, 1,000 steps (about 12 epochs): every epoch gives both ranks the same
+    number of batches from disjoint images, so no step has an image on both ranks."""
+    groups = aspect_ratio_groups(np.random.default_rng(0).uniform(0.5, 2.0, 103))
+    samplers = [IterationBatchSampler(groups, 4, 1000, seed=20, rank=rank, world_size=2) for rank in range(2)]
+    for epoch in range(12):
+        shards = [sampler.epoch_batches(epoch) for sampler in samplers]
+        assert len(shards[0]) == len(shards[1]) > 0
+        assert not set(np.concatenate(shards[0])) & set(np.concatenate(shards[1]))
+    steps = [list(sampler) for sampler in samplers]
+    assert len(steps[0]) == len(steps[1]) == 1000
+    assert sum(bool(set(_indices(a)) & set(_indices(b))) for a, b in zip(*steps)) == 0
+
+
+def test_every_rank_raises_when_one_rank_has_no_full_batch():
+    # SEED 0: rank 0 is dealt 3 images (a same-group pair among them), rank 1 one landscape and one portrait.
+    groups = np.array([0, 0, 1, 1, 1])
+    for rank in range(2):
+        with pytest.raises(ValueError, match="epoch 0: rank 1 has no full batch of 2 images"):
+            list(IterationBatchSampler(groups, 2, 1, seed=0, rank=rank, world_size=2))
+
+
 def test_inference_sampler_covers_every_image_once():
     batches = [list(InferenceBatchSampler(7, 2, rank=rank, world_size=2)) for rank in range(2)]
-    assert batches[0] == [[0, 2], [4, 6]] and batches[1] == [[1, 3], [5]]
+    assert [_indices(batch) for batch in batches[0]] == [[0, 2], [4, 6]]
+    assert [_indices(batch) for batch in batches[1]] == [[1, 3], [5]]
 
 
 def test_config_precedence_and_errors(tmp_path):
@@ -117,17 +145,26 @@ def test_real_vg150_vocabulary_loads():
     assert sum(vocabulary.predicate_count.values()) == 2046006
 
 
-def test_make_data_loader_end_to_end(tmp_path):
+def _write_loader_fixture(data_dir) -> None:
+    """Six train-pool images (2 of them val) with three predicates on one pair, three portrait test images."""
     pair = [box(0, 0, 400, 300), box(200, 200, 1000, 700)]
     images = [FixtureImage(split=0, width=64 + 8 * i, height=48, boxes=pair, labels=[1, 2],
-                           relations=[(0, 1, 3)]) for i in range(6)]
+                           relations=[(0, 1, 3), (0, 1, 2), (0, 1, 1)]) for i in range(6)]
     images += [FixtureImage(split=2, width=48, height=64, boxes=pair, labels=[2, 3], relations=[(1, 0, 1)])] * 3
-    write_fixture(str(tmp_path), images)
-    cfg = load_config(opts=["DATASETS.DATA_DIR", str(tmp_path), "DATASETS.NUM_VAL_IM", "2",
-                            "MODEL.RELATION_ON", "True", "INPUT.MIN_SIZE_TRAIN", "(96,)",
-                            "INPUT.MAX_SIZE_TRAIN", "160", "INPUT.MIN_SIZE_TEST", "96",
-                            "INPUT.MAX_SIZE_TEST", "160", "SOLVER.IMS_PER_BATCH", "2", "SOLVER.MAX_ITER", "5",
-                            "TEST.IMS_PER_BATCH", "2", "DATALOADER.NUM_WORKERS", "0"])
+    write_fixture(str(data_dir), images)
+
+
+def _loader_config(data_dir, *overrides: str):
+    return load_config(opts=["DATASETS.DATA_DIR", str(data_dir), "DATASETS.NUM_VAL_IM", "2",
+                             "MODEL.RELATION_ON", "True", "INPUT.MIN_SIZE_TRAIN", "(96,)",
+                             "INPUT.MAX_SIZE_TRAIN", "160", "INPUT.MIN_SIZE_TEST", "96",
+                             "INPUT.MAX_SIZE_TEST", "160", "SOLVER.IMS_PER_BATCH", "2", "SOLVER.MAX_ITER", "5",
+                             "TEST.IMS_PER_BATCH", "2", "DATALOADER.NUM_WORKERS", "0", *overrides])
+
+
+def test_make_data_loader_end_to_end(tmp_path):
+    _write_loader_fixture(tmp_path)
+    cfg = _loader_config(tmp_path)
     assert len(build_dataset(cfg, "train")) == 4 and len(build_dataset(cfg, "val")) == 2
     batches = list(make_data_loader(cfg, "train"))
     assert len(batches) == 5
@@ -140,3 +177,31 @@ def test_make_data_loader_end_to_end(tmp_path):
     # portrait 48x64 -> 96x128; boxes scale by 2 from the original frame (64/1024 * 2)
     assert test_batches[0][0].image_sizes[0] == (128, 96)
     assert test_batches[0][1][0]["boxes"][0].tolist() == pytest.approx([0.0, 0.0, 50.0, 37.5])
+
+
+def _global_generator_states() -> tuple[torch.Tensor, np.ndarray]:
+    return torch.get_rng_state(), np.random.get_state()[1].copy()
+
+
+def test_loader_samples_depend_on_seed_epoch_and_index_only(tmp_path):
+    """Random resize, flips, jitter, duplicate filter and relation overwrite: the same batches whatever the
+    global generators hold and however many workers load them, and the global generators do not move."""
+    _write_loader_fixture(tmp_path)
+    runs = []
+    for global_seed, num_workers in ((0, 0), (1, 0), (2, 2)):
+        cfg = _loader_config(tmp_path, "INPUT.MIN_SIZE_TRAIN", "(64, 80, 96)", "INPUT.BRIGHTNESS", "0.5",
+                             "INPUT.VERTICAL_FLIP_PROB_TRAIN", "0.5", "SOLVER.MAX_ITER", "6",
+                             "DATALOADER.NUM_WORKERS", str(num_workers))
+        torch.manual_seed(global_seed)
+        np.random.seed(global_seed)
+        before = _global_generator_states()
+        runs.append(list(make_data_loader(cfg, "train")))
+        after = _global_generator_states()
+        assert torch.equal(before[0], after[0]) and np.array_equal(before[1], after[1])
+    for other in runs[1:]:
+        for (images, targets, indices), (other_images, other_targets, other_indices) in zip(runs[0], other):
+            assert indices == other_indices and torch.equal(images.tensors, other_images.tensors)
+            for target, other_target in zip(targets, other_targets):
+                assert all(torch.equal(target[key], other_target[key]) for key in target)
+    sizes = {size for images, _, _ in runs[0] for size in images.image_sizes}
+    assert len({min(size) for size in sizes}) > 1                                 # the resize did draw

@@ -1,4 +1,6 @@
 """Frequency statistics (SPEC §1.7), their cache, and GloVe embeddings (SPEC §1.6)."""
+import errno
+import logging
 import os
 
 import numpy as np
@@ -10,6 +12,38 @@ from rebalance_hca.data.glove import embedding_for_names, glove_paths
 from rebalance_hca.data.statistics import load_or_compute_statistics
 
 from vg_fixture import FixtureImage, box, write_fixture
+
+
+@pytest.fixture
+def read_only(monkeypatch):
+    """make(folder): chmod it 0o555 and, where that does not stop writes (root), make ``os.open`` refuse to
+    create files in it with EROFS, as on a read-only mount. Also lets the project's warnings reach caplog."""
+    monkeypatch.setattr(logging.getLogger("rebalance_hca"), "propagate", True)
+    folders = []
+
+    def make(folder) -> str:
+        folder = os.path.abspath(folder)
+        os.chmod(folder, 0o555)
+        folders.append(folder)
+        if os.access(folder, os.W_OK):
+            real_open = os.open
+
+            def refuse_writes(path, flags, *args, **kwargs):
+                writing = flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT)
+                if writing and os.path.dirname(os.path.abspath(path)) == folder:
+                    raise OSError(errno.EROFS, "Read-only file system", path)
+                return real_open(path, flags, *args, **kwargs)
+
+            monkeypatch.setattr(os, "open", refuse_writes)
+        return folder
+
+    yield make
+    for folder in folders:
+        os.chmod(folder, 0o755)
+
+
+def warnings_in(caplog) -> list[str]:
+    return [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
 
 
 def statistics_fixture():
@@ -81,6 +115,19 @@ def test_truncated_cache_is_never_read(tmp_path):
     assert stats.fg_matrix[1, 2, 3] == 2
 
 
+def test_statistics_cache_in_a_read_only_folder_warns_once_and_computes(tmp_path, read_only, caplog):
+    paths = write_fixture(str(tmp_path), statistics_fixture())
+    (tmp_path / "out").mkdir()
+    folder = read_only(tmp_path / "out")
+    for _ in range(2):
+        stats = load_or_compute_statistics(paths["roidb_file"], paths["dict_file"], 1,
+                                           cache_file=os.path.join(folder, "stats.cache"))
+        assert stats.fg_matrix[1, 2, 3] == 2
+    assert os.listdir(folder) == []
+    warnings = warnings_in(caplog)
+    assert len(warnings) == 1 and folder in warnings[0]
+
+
 def write_glove(folder, rows, dim=3):
     text_file, _ = glove_paths(str(folder), dim)
     with open(text_file, "w") as handle:
@@ -107,6 +154,16 @@ def test_glove_cache_written_and_rebuilt(tmp_path):
     write_glove(tmp_path, [("man", [3, 2, 1, ])])
     os.utime(glove_paths(str(tmp_path), 3)[0], ns=(1, 1))
     assert embedding_for_names(["man"], str(tmp_path), 3)[0].tolist() == [3, 2, 1]
+
+
+def test_glove_in_a_read_only_folder_warns_once_and_uses_the_parsed_vectors(tmp_path, read_only, caplog):
+    write_glove(tmp_path, [("man", [1, 2, 3])])
+    folder = read_only(tmp_path)
+    for _ in range(2):
+        assert embedding_for_names(["man", "cup"], folder, 3)[0].tolist() == [1, 2, 3]
+    assert os.listdir(folder) == ["glove.6B.3d.txt"]
+    warnings = warnings_in(caplog)
+    assert len(warnings) == 1 and folder in warnings[0]
 
 
 def test_glove_missing_names_the_file_to_download(tmp_path):

@@ -2,10 +2,11 @@
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from rebalance_hca.data import DataFormatError, RebalanceSpec, VGDataset
 
-from vg_fixture import FixtureImage, box, write_fixture
+from vg_fixture import EXIF_ORIENTATION, FixtureImage, box, write_fixture
 
 
 def six_images():
@@ -146,6 +147,18 @@ def test_dataset_item_applies_transforms_and_reads_the_image(tmp_path):
     shape, target, index = ds[0]
     assert shape == (48, 64, 3) and index == 0
     assert target["relation"].dtype == torch.int64
+
+
+def test_exif_rotation_is_ignored_like_pil_and_the_annotations(tmp_path):
+    """An Orientation=6 tag must not rotate the decoded pixels: VG's sizes and boxes are in the stored frame."""
+    image = FixtureImage(split=2, width=64, height=48, boxes=[box(0, 0, 400, 300), box(500, 100, 1000, 700)],
+                         labels=[1, 2], relations=[(0, 1, 1)], exif_orientation=6)
+    ds = VGDataset("test", num_val_im=0, **write_fixture(str(tmp_path), [image]))
+    assert Image.open(ds.image_path(0)).getexif()[EXIF_ORIENTATION] == 6
+    decoded, target, _ = ds[0]
+    assert (decoded.shape[1], decoded.shape[0]) == Image.open(ds.image_path(0)).size == (64, 48)
+    assert target["boxes"].tolist() == ds.get_groundtruth(0)["boxes"].tolist() == [[0.0, 0.0, 25.0, 18.75],
+                                                                                   [31.25, 6.25, 62.5, 43.75]]
 
 
 # ------------------------------------------------------------------------------------------------------

@@ -1,13 +1,17 @@
 """Checkpoints: atomic save, round trip, real resume from OUTPUT_DIR, and clear errors for bad files."""
 from __future__ import annotations
 
+import logging
 import os
+import random
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from detector_testing import random_images, random_targets, tiny_config
+from rebalance_hca.engine import checkpoint
 from rebalance_hca.engine.checkpoint import LAST_CHECKPOINT_FILE, Checkpointer, load_model_weights
 from rebalance_hca.engine.trainer import CheckpointHook, Trainer
 from rebalance_hca.modeling.detector import build_detector
@@ -50,6 +54,60 @@ def test_save_and_resume_round_trip(tmp_path):
     momentum = optimizer.state[next(iter(model.parameters()))]["momentum_buffer"]
     assert torch.equal(fresh_optimizer.state[next(iter(fresh_model.parameters()))]["momentum_buffer"], momentum)
     assert torch.equal(torch.rand(3), expected_next_random)  # RNG restored to the moment of saving
+
+
+def _draws() -> tuple[list[float], list[float], float]:
+    """The next torch, numpy and python values of the global generators."""
+    return torch.rand(2).tolist(), np.random.random(2).tolist(), random.random()
+
+
+def _resume_as(tmp_path, monkeypatch, rank: int, world_size: int, seed: int = 20):
+    """Resume OUTPUT_DIR ``tmp_path`` as ``rank`` of ``world_size`` processes; the values it then draws."""
+    monkeypatch.setattr(checkpoint, "get_rank", lambda: rank)
+    monkeypatch.setattr(checkpoint, "get_world_size", lambda: world_size)
+    model, optimizer, scheduler = _setup()
+    Checkpointer(model, optimizer, scheduler, save_dir=str(tmp_path), seed=seed).resume_or_load()
+    return _draws()
+
+
+def test_resume_on_another_world_size_reseeds_each_rank(tmp_path, monkeypatch, caplog):
+    model, optimizer, scheduler = _setup()
+    Checkpointer(model, optimizer, scheduler, save_dir=str(tmp_path)).save("model_0000004", 4)  # 1 process
+    monkeypatch.setattr(logging.getLogger("rebalance_hca"), "propagate", True)
+    with caplog.at_level(logging.INFO, logger="rebalance_hca"):
+        rank0, rank1 = (_resume_as(tmp_path, monkeypatch, rank, world_size=2) for rank in (0, 1))
+    assert all(value0 != value1 for value0, value1 in zip(rank0, rank1))    # torch, numpy and python differ
+    assert rank0 == _resume_as(tmp_path, monkeypatch, 0, world_size=2)          # reseeded from (SEED, rank, it)
+    assert rank0 != _resume_as(tmp_path, monkeypatch, 0, world_size=2, seed=21)
+    assert "saved by 1 process(es), this run has 2" in caplog.text and "reseeds" in caplog.text
+
+
+def test_resume_on_the_same_world_size_restores_each_ranks_own_state(tmp_path, monkeypatch):
+    states, next_draws = [], []
+    for rank in range(2):
+        torch.manual_seed(rank)
+        np.random.seed(rank)
+        random.seed(rank)
+        states.append(checkpoint.capture_rng_state())
+        next_draws.append(_draws())
+    monkeypatch.setattr(checkpoint, "all_gather", lambda state: states)   # what 2 processes would save
+    model, optimizer, scheduler = _setup()
+    Checkpointer(model, optimizer, scheduler, save_dir=str(tmp_path)).save("model_0000004", 4)
+    assert [_resume_as(tmp_path, monkeypatch, rank, world_size=2) for rank in (1, 0)] == next_draws[::-1]
+
+
+def test_rng_capture_leaves_cuda_alone_until_it_is_initialised(monkeypatch):
+    def every_device(*args):
+        raise AssertionError("get_rng_state_all opens a context on every GPU")
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_rng_state_all", every_device)
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: False)
+    assert "cuda" not in checkpoint.capture_rng_state()
+    current_device_state = torch.arange(4, dtype=torch.uint8)
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_rng_state", lambda device="cuda": current_device_state)
+    assert torch.equal(checkpoint.capture_rng_state()["cuda"], current_device_state)
 
 
 def test_resume_wins_over_model_weight(tmp_path):

@@ -8,10 +8,12 @@ from dataclasses import dataclass, field
 import cv2
 import h5py
 import numpy as np
+from PIL import Image
 
 CLASSES = ["cup", "man", "table"]          # ids 1, 2, 3 (alphabetical, as VG's)
 PREDICATES = ["has", "near", "on"]         # ids 1, 2, 3
 ATTRIBUTES = ["red", "wooden"]
+EXIF_ORIENTATION = 0x0112
 
 
 @dataclass
@@ -26,6 +28,7 @@ class FixtureImage:
     labels: list = field(default_factory=list)
     relations: list = field(default_factory=list)
     write_image: bool = True
+    exif_orientation: int | None = None    # e.g. 6: viewers rotate the stored pixels 90° clockwise
 
 
 def write_fixture(root: str, images: list[FixtureImage], corrupted_entries: bool = False,
@@ -60,8 +63,7 @@ def write_fixture(root: str, images: list[FixtureImage], corrupted_entries: bool
         image_entries.append({"width": image.width, "height": image.height, "image_id": image_id,
                               "url": "", "coco_id": None, "flickr_id": None})
         if image.write_image:
-            pixels = np.full((image.height, image.width, 3), 127, dtype=np.uint8)
-            cv2.imwrite(os.path.join(image_dir, f"{image_id}.jpg"), pixels)
+            _write_image(os.path.join(image_dir, f"{image_id}.jpg"), image)
     if corrupted_entries:
         image_entries.insert(1, {"width": 10, "height": 10, "image_id": 1592, "url": "", "coco_id": None,
                                  "flickr_id": None})
@@ -96,6 +98,16 @@ def write_fixture(root: str, images: list[FixtureImage], corrupted_entries: bool
     with open(image_file, "w") as handle:
         json.dump(image_entries, handle)
     return {"img_dir": image_dir, "roidb_file": roidb_file, "dict_file": dict_file, "image_file": image_file}
+
+
+def _write_image(path: str, image: FixtureImage) -> None:
+    pixels = np.full((image.height, image.width, 3), 127, dtype=np.uint8)
+    if image.exif_orientation is None:
+        cv2.imwrite(path, pixels)
+        return
+    exif = Image.Exif()
+    exif[EXIF_ORIENTATION] = image.exif_orientation
+    Image.fromarray(pixels).save(path, exif=exif)
 
 
 def box(x1: int, y1: int, x2: int, y2: int) -> tuple:

@@ -17,48 +17,22 @@ from typing import Sequence
 
 import torch
 
-from rebalance_hca.config import load_config
 from rebalance_hca.data import make_data_loader
 from rebalance_hca.data.build import dataset_name
+from rebalance_hca.engine import launch
 from rebalance_hca.engine.checkpoint import Checkpointer
 from rebalance_hca.engine.detector_inference import inference_and_map
 from rebalance_hca.engine.trainer import CheckpointHook, LoggingHook, Trainer, amp_dtype_from_config
 from rebalance_hca.modeling.detector import build_detector
 from rebalance_hca.solver import make_lr_scheduler, make_optimizer
-from rebalance_hca.utils.atomic import atomic_write
-from rebalance_hca.utils.comm import (cleanup_distributed, get_rank, init_distributed, is_main_process,
-                                      select_device, synchronize)
-from rebalance_hca.utils.logging import setup_logger
-from rebalance_hca.utils.seed import seed_everything
+from rebalance_hca.utils.cli import run_tool
+from rebalance_hca.utils.comm import cleanup_distributed, is_main_process, synchronize
 
 LOG_PERIOD = 20  # SGB's detector trainer logs every 20 iterations
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="Detector pretraining (Faster R-CNN on torchvision)")
-    parser.add_argument("--config-file", default="", metavar="FILE", help="path to the yaml config")
-    parser.add_argument("--local_rank", "--local-rank", dest="local_rank", type=int, default=0,
-                        help="accepted for torch.distributed.launch; torchrun's LOCAL_RANK is what is used")
-    parser.add_argument("--skip-test", dest="skip_test", action="store_true",
-                        help="do not test the final model on DATASETS.TEST")
-    parser.add_argument("opts", nargs="*", default=[], help="config overrides as KEY VALUE pairs")
-    args, unknown = parser.parse_known_args(argv)
-    args.opts = [*args.opts, *unknown]  # flags may also follow the overrides
-    return args
-
-
-def setup(cfg) -> tuple[torch.device, bool, logging.Logger]:
-    """Device, process group, logger, seeds, and the merged config saved to OUTPUT_DIR/config.yml."""
-    device = select_device(cfg.MODEL.DEVICE)
-    distributed = init_distributed(device)
-    if cfg.OUTPUT_DIR and is_main_process():
-        os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
-        with atomic_write(os.path.join(cfg.OUTPUT_DIR, "config.yml"), binary=False) as stream:
-            stream.write(cfg.dump())
-    logger = setup_logger("rebalance_hca", cfg.OUTPUT_DIR, get_rank())
-    logger.info("Running with config:\n%s", cfg.dump())
-    seed_everything(cfg.SEED + get_rank())
-    return device, distributed, logger
+    return launch.parse_args("Detector pretraining (Faster R-CNN on torchvision)", argv)
 
 
 def validator_for(cfg, distributed: bool, device: torch.device, amp_dtype):
@@ -81,7 +55,7 @@ def train(cfg, device: torch.device, distributed: bool, logger: logging.Logger) 
     amp_dtype = amp_dtype_from_config(cfg.DTYPE)
     grad_scaler = torch.amp.GradScaler(device.type) if amp_dtype == torch.float16 else None
     checkpointer = Checkpointer(model, optimizer, scheduler, grad_scaler, cfg.OUTPUT_DIR,
-                                save_to_disk=is_main_process())
+                                save_to_disk=is_main_process(), seed=cfg.SEED)
     start_iter = checkpointer.resume_or_load(cfg.MODEL.WEIGHT)["iteration"]
     if distributed:
         model = torch.nn.parallel.DistributedDataParallel(
@@ -117,11 +91,11 @@ def test(cfg, model: torch.nn.Module, device: torch.device, distributed: bool) -
 def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     """Train (and test unless --skip-test); returns {test dataset name: mAP@0.5} ({} with --skip-test)."""
     args = parse_args(argv)
-    cfg = load_config(args.config_file, args.opts)
+    cfg = launch.load_tool_config(args)
     if cfg.MODEL.RELATION_ON:
         raise ValueError("detector pretraining needs MODEL.RELATION_ON False (every image with boxes is used); "
                          "pass MODEL.RELATION_ON False")
-    device, distributed, logger = setup(cfg)
+    device, distributed, logger = launch.setup_run(cfg)
     try:
         model = train(cfg, device, distributed, logger)
         return {} if args.skip_test else test(cfg, model, device, distributed)
@@ -130,4 +104,4 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
 
 
 if __name__ == "__main__":
-    main()
+    run_tool(main)

@@ -3,15 +3,15 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
 import torch
 import torch.distributed as dist
 
 from ..config import DatasetCatalog
+from ..utils.seed import derived_seed
 from .collate import BatchCollator
 from .glove import embedding_for_names
 from .statistics import FrequencyStatistics, load_or_compute_statistics
-from .samplers import InferenceBatchSampler, IterationBatchSampler, aspect_ratio_groups
+from .samplers import InferenceBatchSampler, IterationBatchSampler, SeededDataset, aspect_ratio_groups
 from .transforms import build_transforms
 from .vg import VGDataset
 from .vg_files import DataFormatError, load_vocabulary
@@ -82,17 +82,17 @@ def _per_rank_batch(total: int, world_size: int, key: str) -> int:
     return total // world_size
 
 
-def seed_worker(worker_id: int) -> None:
-    """Give each loader worker its own numpy stream (torch seeds workers; numpy it does not)."""
-    np.random.seed(torch.initial_seed() % 2**32)
-
-
 def make_data_loader(cfg, mode: str = "train", is_distributed: bool = False, start_iter: int = 0,
                      dataset: VGDataset | None = None) -> torch.utils.data.DataLoader:
     """Batches ``(ImageList, targets, indices)`` for ``mode`` (see ``rebalance_hca.data`` docs).
 
     Train: SOLVER.MAX_ITER - start_iter batches of SOLVER.IMS_PER_BATCH / world_size images.
     Val/test: one pass in order, TEST.IMS_PER_BATCH / world_size images, sharded across ranks.
+
+    Loading never touches the global generators: ``loader.dataset`` is a ``SeededDataset`` over the
+    VGDataset (whose attributes it passes through) that computes each sample with seeds from (SEED, epoch,
+    index), and the loader draws its workers' base seed from its own generator, seeded from (SEED, rank,
+    mode). Batches are therefore the same for any DATALOADER.NUM_WORKERS and after a resume.
     """
     dataset = dataset if dataset is not None else build_dataset(cfg, mode)
     rank, world_size = _rank_and_world_size(is_distributed)
@@ -106,14 +106,14 @@ def make_data_loader(cfg, mode: str = "train", is_distributed: bool = False, sta
     else:
         batch_sampler = InferenceBatchSampler(
             len(dataset), _per_rank_batch(cfg.TEST.IMS_PER_BATCH, world_size, "TEST.IMS_PER_BATCH"),
-            rank=rank, world_size=world_size,
+            rank=rank, world_size=world_size, seed=cfg.SEED,
         )
     return torch.utils.data.DataLoader(
-        dataset,
+        SeededDataset(dataset),
         batch_sampler=batch_sampler,
         num_workers=cfg.DATALOADER.NUM_WORKERS,
         collate_fn=BatchCollator(cfg.DATALOADER.SIZE_DIVISIBILITY),
-        worker_init_fn=seed_worker,
+        generator=torch.Generator().manual_seed(derived_seed(cfg.SEED, "loader", rank, MODES.index(mode))),
         persistent_workers=False,
     )
 

@@ -1,7 +1,8 @@
 """GloVe class/predicate embeddings (SPEC §1.6).
 
 Reads ``GLOVE_DIR/glove.6B.<dim>d.txt`` once and caches the parsed table as ``glove.6B.<dim>d.pt`` beside
-it, keyed to the text file (rebuilt when it changes). Nothing is ever downloaded.
+it, keyed to the text file (rebuilt when it changes); in a read-only GLOVE_DIR the cache is skipped with one
+warning and the text file is parsed on every run. Nothing is ever downloaded.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ..utils.atomic import atomic_write
+from ..utils.atomic import write_cache
 from .vg_files import DataFormatError, file_fingerprint
 
 logger = logging.getLogger(__name__)
@@ -39,8 +40,8 @@ def load_glove_table(glove_dir: str, dim: int) -> tuple[dict[str, int], torch.Te
     if cached is not None:
         return cached
     words, vectors = parse_glove_text(text_file, dim)
-    with atomic_write(cache_file) as stream:
-        torch.save({"fingerprint": fingerprint, "dim": dim, "words": words, "vectors": vectors}, stream)
+    write_cache(cache_file, lambda stream: torch.save(
+        {"fingerprint": fingerprint, "dim": dim, "words": words, "vectors": vectors}, stream))
     return {word: row for row, word in enumerate(words)}, vectors
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..structures.boxes import paired_positive_intersection
-from ..utils.atomic import atomic_write
+from ..utils.atomic import write_cache
 from .vg_files import VGAnnotations, file_fingerprint, load_annotations, load_vocabulary
 from .vg_index import SplitIndex, select_split
 
@@ -96,7 +96,8 @@ def load_or_compute_statistics(roidb_file: str, dict_file: str, num_val_im: int,
     """Statistics of the train split (val carve-out, overlap filter on, no de-duplication, no rebalancing).
 
     With ``cache_file``, reuse it when its fingerprint matches the source files, else recompute and
-    rewrite it atomically; an unreadable or stale cache is recomputed, never trusted.
+    rewrite it atomically (skipped, with one warning, where its folder is read-only); an unreadable or stale
+    cache is recomputed, never trusted.
     """
     fingerprint = statistics_fingerprint(roidb_file, dict_file, num_val_im)
     if cache_file:
@@ -127,6 +128,6 @@ def _read_cache(cache_file: str, fingerprint: str) -> FrequencyStatistics | None
 
 
 def _write_cache(cache_file: str, fingerprint: str, statistics: FrequencyStatistics) -> None:
-    with atomic_write(cache_file) as stream:
-        np.savez(stream, fingerprint=np.array(fingerprint), fg_matrix=statistics.fg_matrix,
-                 bg_matrix=statistics.bg_matrix, pred_dist=statistics.pred_dist)
+    write_cache(cache_file, lambda stream: np.savez(
+        stream, fingerprint=np.array(fingerprint), fg_matrix=statistics.fg_matrix,
+        bg_matrix=statistics.bg_matrix, pred_dist=statistics.pred_dist))

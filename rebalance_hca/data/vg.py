@@ -99,11 +99,12 @@ class VGDataset(torch.utils.data.Dataset):
         return os.path.join(self.img_dir, f"{int(self.image_ids[index])}.jpg")
 
     def load_image(self, index: int) -> np.ndarray:
-        """The image as BGR uint8 (H, W, 3); a missing or undecodable file raises naming the file."""
+        """The image as BGR uint8 (H, W, 3) in its stored frame: an EXIF Orientation tag is ignored, as PIL
+        (SGB's reader) and the VG annotations ignore it. A missing or undecodable file raises naming the file."""
         path = self.image_path(index)
         if not os.path.isfile(path):
             raise DataFormatError(f"image listed in image_data.json is missing: {path}")
-        image = cv2.imread(path, cv2.IMREAD_COLOR)
+        image = cv2.imread(path, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
         if image is None:
             raise DataFormatError(f"image cannot be decoded: {path}")
         return image

@@ -1,8 +1,12 @@
 """Checkpoints: atomic saves and real resume (SPEC §0, §10.7).
 
 A checkpoint ``OUTPUT_DIR/<name>.pth`` holds the model, optimizer, scheduler and AMP grad-scaler states,
-the iteration, and the RNG states (python, numpy, torch, CUDA) of every rank. It is written to a temporary
-file and renamed into place, then ``OUTPUT_DIR/last_checkpoint`` is rewritten (also atomically) to name it.
+the iteration, and the RNG states of every rank (python, numpy, torch CPU, and the rank's own CUDA device
+once CUDA is in use). It is written to a temporary file and renamed into place, then
+``OUTPUT_DIR/last_checkpoint`` is rewritten (also atomically) to name it.
+
+On resume each rank restores its own RNG state when the number of processes is the one that saved; with
+another number, each rank reseeds its generators from (SEED, rank, iteration) and the log says so.
 
 Loading order (``Checkpointer.resume_or_load``): a ``last_checkpoint`` in OUTPUT_DIR wins and restores
 everything; otherwise MODEL.WEIGHT, if set, initialises the model weights only (iteration 0). A file that is
@@ -22,6 +26,7 @@ from torch import nn
 
 from ..utils.atomic import atomic_write
 from ..utils.comm import all_gather, get_rank, get_world_size
+from ..utils.seed import derived_seed, seed_everything
 from ..utils.state_dict import load_state_dict_checked
 
 logger = logging.getLogger(__name__)
@@ -35,26 +40,29 @@ def unwrap_model(model: nn.Module) -> nn.Module:
 
 
 def capture_rng_state() -> dict[str, Any]:
-    """This process's python, numpy, torch and CUDA generator states as tensors / plain values."""
+    """This process's python, numpy and torch CPU generator states as tensors / plain values, and, once
+    CUDA is initialised, its current device's generator state ("cuda", a uint8 tensor). It never opens a
+    CUDA context, nor reads another process's device."""
     numpy_state = np.random.get_state()
     state = {
         "python": random.getstate(),
         "numpy": (numpy_state[0], torch.from_numpy(numpy_state[1].astype(np.int64)), *numpy_state[2:]),
         "torch": torch.get_rng_state(),
     }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+    if torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state()
     return state
 
 
 def restore_rng_state(state: dict[str, Any]) -> None:
-    """Inverse of ``capture_rng_state``."""
+    """Inverse of ``capture_rng_state``; the CUDA state goes to the current device (applied lazily, when
+    CUDA initialises) and is skipped on a machine without CUDA."""
     random.setstate(state["python"])
     name, keys, *rest = state["numpy"]
     np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
     torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"])
 
 
 def read_checkpoint(path: str) -> dict[str, Any]:
@@ -79,21 +87,25 @@ class Checkpointer:
     """Saves and restores a training run in ``save_dir`` (OUTPUT_DIR).
 
     ``save`` is collective (it gathers every rank's RNG state); only rank 0 writes (``save_to_disk``).
+    ``seed`` is the run's SEED: it reseeds the ranks when a checkpoint saved by another number of processes
+    is resumed.
     """
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer | None = None, scheduler: Any = None,
                  grad_scaler: torch.amp.GradScaler | None = None, save_dir: str = "",
-                 save_to_disk: bool = True) -> None:
+                 save_to_disk: bool = True, seed: int = 0) -> None:
         self.model = model
         self.optimizer = optimizer
         self.scheduler = scheduler
         self.grad_scaler = grad_scaler
         self.save_dir = save_dir
         self.save_to_disk = save_to_disk and bool(save_dir)
+        self.seed = seed
 
-    def save(self, name: str, iteration: int, **extra: Any) -> str | None:
-        """Write ``save_dir/name.pth`` atomically and point ``last_checkpoint`` at it; returns its path on
-        the writing rank, None elsewhere."""
+    def save(self, name: str, iteration: int, point_last: bool = True, **extra: Any) -> str | None:
+        """Write ``save_dir/name.pth`` atomically and, with ``point_last``, point ``last_checkpoint`` at it
+        (a copy such as ``model_best`` leaves the pointer alone); returns its path on the writing rank, None
+        elsewhere."""
         rng_states = all_gather(capture_rng_state())
         if not self.save_to_disk:
             return None
@@ -106,8 +118,9 @@ class Checkpointer:
         path = os.path.join(self.save_dir, f"{name}.pth")
         with atomic_write(path) as stream:
             torch.save(data, stream)
-        with atomic_write(os.path.join(self.save_dir, LAST_CHECKPOINT_FILE), binary=False) as stream:
-            stream.write(os.path.basename(path))
+        if point_last:
+            with atomic_write(os.path.join(self.save_dir, LAST_CHECKPOINT_FILE), binary=False) as stream:
+                stream.write(os.path.basename(path))
         logger.info("Saved checkpoint %s (iteration %d)", path, iteration)
         return path
 
@@ -144,7 +157,8 @@ class Checkpointer:
         return {"iteration": 0}
 
     def resume(self, path: str) -> dict[str, Any]:
-        """Restore model, optimizer, scheduler, grad scaler and this rank's RNG state from ``path``."""
+        """Restore model, optimizer, scheduler, grad scaler and this rank's RNG state from ``path`` (see the
+        module docstring for a different number of processes)."""
         data = read_checkpoint(path)
         load_state_dict_checked(unwrap_model(self.model), model_state_of(data), source=f"checkpoint {path}")
         for key, owner in (("optimizer", self.optimizer), ("scheduler", self.scheduler),
@@ -158,19 +172,22 @@ class Checkpointer:
             except (ValueError, KeyError) as error:
                 raise ValueError(f"checkpoint {path}: the saved {key} state does not fit this run "
                                  f"({error}); were different parameters trainable when it was saved?") from error
-        self._restore_rng(data.get("rng_states"), path)
+        self._restore_rng(data.get("rng_states"), path, data["iteration"])
         logger.info("Resumed from %s at iteration %d", path, data["iteration"])
         return {key: value for key, value in data.items()
                 if key not in ("model", "optimizer", "scheduler", "grad_scaler", "rng_states")}
 
-    @staticmethod
-    def _restore_rng(rng_states: list[dict] | None, path: str) -> None:
+    def _restore_rng(self, rng_states: list[dict] | None, path: str, iteration: int) -> None:
+        """This rank's saved state (one per saving rank in ``rng_states``), or a reseed from (seed, rank,
+        iteration) when the checkpoint was saved by another number of processes."""
         if not rng_states:
             logger.warning("checkpoint %s has no RNG state; random streams restart", path)
             return
-        if len(rng_states) != get_world_size():
-            logger.warning("checkpoint %s was saved by %d processes, this run has %d; every rank takes rank 0's "
-                           "RNG state", path, len(rng_states), get_world_size())
-            restore_rng_state(rng_states[0])
+        rank, world_size = get_rank(), get_world_size()
+        if len(rng_states) == world_size:
+            restore_rng_state(rng_states[rank])
             return
-        restore_rng_state(rng_states[get_rank()])
+        logger.warning("checkpoint %s was saved by %d process(es), this run has %d: rank %d reseeds its random "
+                       "generators from (SEED %d, rank %d, iteration %d) instead of restoring them", path,
+                       len(rng_states), world_size, rank, self.seed, rank, iteration)
+        seed_everything(derived_seed(self.seed, "resume", rank, iteration))

@@ -1,0 +1,95 @@
+"""What every training / testing tool does first: SGB's command line, the device and process group, the
+logger, seeds, and the merged config saved with the run.
+
+Command line (SGB's shape): ``--config-file FILE``, ``--local_rank`` / ``--local-rank`` (accepted for
+torch.distributed.launch; torchrun's LOCAL_RANK is used), ``--skip-test``, then ``KEY VALUE`` overrides,
+which may also come before the flags. Tools add their own flags through ``extra_arguments``.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from typing import Callable, Sequence
+
+import torch
+
+from ..config import load_config
+from ..utils.atomic import atomic_write
+from ..utils.cli import UserInputError, user_errors
+from ..utils.comm import get_rank, get_world_size, init_distributed, is_main_process, select_device
+from ..utils.logging import setup_logger
+from ..utils.seed import seed_everything
+
+LOGGER_NAME = "rebalance_hca"
+
+
+def parse_args(description: str, argv: Sequence[str] | None = None,
+               extra_arguments: Callable[[argparse.ArgumentParser], None] | None = None) -> argparse.Namespace:
+    """SGB's tool arguments (module docstring) plus the tool's own; ``args.opts`` holds the overrides."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--config-file", default="", metavar="FILE", help="path to the yaml config")
+    parser.add_argument("--local_rank", "--local-rank", dest="local_rank", type=int, default=0,
+                        help="accepted for torch.distributed.launch; torchrun's LOCAL_RANK is what is used")
+    parser.add_argument("--skip-test", dest="skip_test", action="store_true",
+                        help="do not test the final model on DATASETS.TEST")
+    if extra_arguments is not None:
+        extra_arguments(parser)
+    parser.add_argument("opts", nargs="*", default=[], help="config overrides as KEY VALUE pairs")
+    args, unknown = parser.parse_known_args(argv)
+    args.opts = [*args.opts, *unknown]
+    return args
+
+
+def load_tool_config(args: argparse.Namespace):
+    """The frozen config of ``args`` (defaults < --config-file < overrides); a bad one is a UserInputError."""
+    with user_errors("reading the config"):
+        return load_config(args.config_file, args.opts)
+
+
+def check_output_dir(output_dir: str) -> None:
+    """OUTPUT_DIR must be creatable and writable; a UserInputError naming it otherwise."""
+    if not output_dir:
+        return
+    try:
+        os.makedirs(output_dir, exist_ok=True)
+        probe = os.path.join(output_dir, f".write_test_{os.getpid()}")
+        with open(probe, "w", encoding="utf-8"):
+            pass
+        os.remove(probe)
+    except OSError as error:
+        raise UserInputError(f"OUTPUT_DIR {output_dir!r} cannot be written: {error}") from error
+
+
+def cpu_threads_per_process() -> int:
+    """Intra-op threads for one of LOCAL_WORLD_SIZE CPU processes on this machine (at least 1): several
+    processes each using every core slow each other down many times over."""
+    local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    return max(1, (os.cpu_count() or 1) // max(local_processes, 1))
+
+
+def setup_run(cfg, config_header: str = "") -> tuple[torch.device, bool, logging.Logger]:
+    """Device (MODEL.DEVICE), process group, logger (console + OUTPUT_DIR/log.txt on rank 0), seeds
+    (SEED + rank), and the merged config saved as OUTPUT_DIR/config.yml with ``config_header`` as comments."""
+    with user_errors("setting up the run"):
+        device = select_device(cfg.MODEL.DEVICE)
+    if is_main_process_of_launch():
+        check_output_dir(cfg.OUTPUT_DIR)
+    distributed = init_distributed(device)
+    if device.type == "cpu" and distributed:
+        torch.set_num_threads(cpu_threads_per_process())
+    if cfg.OUTPUT_DIR and is_main_process():
+        with atomic_write(os.path.join(cfg.OUTPUT_DIR, "config.yml"), binary=False) as stream:
+            header = "".join(f"# {line}\n" for line in config_header.splitlines())
+            stream.write(header + cfg.dump())
+    logger = setup_logger(LOGGER_NAME, cfg.OUTPUT_DIR, get_rank())
+    logger.info("Running with config:\n%s", cfg.dump())
+    if get_world_size() > 1:
+        logger.info("%d processes, %s backend", get_world_size(), "nccl" if device.type == "cuda" else "gloo")
+    seed_everything(cfg.SEED + get_rank())
+    return device, distributed, logger
+
+
+def is_main_process_of_launch() -> bool:
+    """Rank 0 of the launch, known from torchrun's RANK before the process group exists."""
+    return int(os.environ.get("RANK", "0")) == 0
