@@ -123,6 +123,23 @@ _C.MODEL.ROI_RELATION_HEAD.ADD_GTBOX_TO_PROPOSAL_IN_TRAIN = True
 _C.MODEL.ROI_RELATION_HEAD.WITH_CLEAN_CLASSIFIER = False
 _C.MODEL.ROI_RELATION_HEAD.WITH_TRANSFER_CLASSIFIER = False
 _C.MODEL.ROI_RELATION_HEAD.VAL_ALPHA = 0.0
+# Dropout on the looked-up frequency-bias vector in training (RB: 0.3; SGB's predictors: none) (ours as a key).
+_C.MODEL.ROI_RELATION_HEAD.FREQUENCY_BIAS_DROPOUT = 0.3
+# Predicate confusion matrix, a (P, P) .npy of counts (row = GT, column = predicted) written by
+# tools/compute_confusion_matrix.py; used by the reweighting loss and the transfer classifier (ours).
+_C.MODEL.ROI_RELATION_HEAD.CONFUSION_MATRIX = ""
+# Transfer classifier map: "half_identity" A = (P + I) / 2 (RB) or "confusion" A = P (G2S) (ours).
+_C.MODEL.ROI_RELATION_HEAD.TRANSFER_MATRIX = "half_identity"
+
+# Relation loss (SPEC §5; ours as keys: RB hard-codes these constants).
+_C.MODEL.ROI_RELATION_HEAD.LOSS = CN()
+# "PredicateReweighting" (RB), "CrossEntropy" or "ClassBalanced" (effective-number weights, SPEC §5.4).
+_C.MODEL.ROI_RELATION_HEAD.LOSS.TYPE = "PredicateReweighting"
+_C.MODEL.ROI_RELATION_HEAD.LOSS.CORRELATION_THRESHOLD = 0.9
+_C.MODEL.ROI_RELATION_HEAD.LOSS.MITIGATION_EXPONENT = 1.5
+_C.MODEL.ROI_RELATION_HEAD.LOSS.COMPENSATION_EXPONENT = 2.0
+_C.MODEL.ROI_RELATION_HEAD.LOSS.MAX_COUNT_RATIO = 1000.0
+_C.MODEL.ROI_RELATION_HEAD.LOSS.CLASS_BALANCED_BETA = 0.99999
 
 _C.MODEL.ROI_RELATION_HEAD.TRANSFORMER = CN()
 _C.MODEL.ROI_RELATION_HEAD.TRANSFORMER.DROPOUT_RATE = 0.1
@@ -231,6 +248,9 @@ _C.TEST.RELATION.IOU_THRESHOLD = 0.5
 _C.TEST.RELATION.REQUIRE_OVERLAP = False
 _C.TEST.RELATION.LATER_NMS_PREDICTION_THRES = 0.5
 _C.TEST.RELATION.SYNC_GATHER = True
+# Test pairs go through the union-feature extractor and the classifier in chunks of this many pairs, which
+# bounds the memory of SGDet's 80 x 79 pairs per image (ours).
+_C.TEST.RELATION.PAIRS_PER_CHUNK = 512
 _C.TEST.ALLOW_LOAD_FROM_CACHE = True
 _C.TEST.VAL_FLAG = False
 _C.TEST.CUSTUM_EVAL = False

@@ -1,0 +1,77 @@
+"""``build_model(cfg)``: the one place where the config meets the whole scene-graph model."""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import torch
+
+from ..config import DatasetCatalog
+from ..data import get_dataset_statistics, get_glove_embeddings
+from ..data.build import dataset_name
+from ..data.vg_files import load_vocabulary
+from ..engine.checkpoint import load_model_weights
+from ..evaluation import evaluation_mode
+from .detector import build_detector, freeze_detector
+from .relation_head.build import build_relation_head
+from .relation_head.confusion import load_confusion_matrix
+from .scene_graph import SceneGraphModel
+
+logger = logging.getLogger(__name__)
+
+
+def relation_mode(cfg) -> str:
+    """"predcls" | "sgcls" | "sgdet" from MODEL.ROI_RELATION_HEAD.USE_GT_BOX / USE_GT_OBJECT_LABEL (SGB's rule)."""
+    head = cfg.MODEL.ROI_RELATION_HEAD
+    return evaluation_mode(head.USE_GT_BOX, head.USE_GT_OBJECT_LABEL)
+
+
+def _vocabulary_that_fits(cfg):
+    """The train dataset's vocabulary, checked against ROI_BOX_HEAD.NUM_CLASSES and ROI_RELATION_HEAD.NUM_CLASSES."""
+    dict_file = DatasetCatalog.get(dataset_name(cfg, "train"), cfg.DATASETS.DATA_DIR).dict_file
+    vocabulary = load_vocabulary(dict_file)
+    for key, configured, actual, what in (
+            ("MODEL.ROI_BOX_HEAD.NUM_CLASSES", cfg.MODEL.ROI_BOX_HEAD.NUM_CLASSES, len(vocabulary.ind_to_classes),
+             "object classes"),
+            ("MODEL.ROI_RELATION_HEAD.NUM_CLASSES", cfg.MODEL.ROI_RELATION_HEAD.NUM_CLASSES,
+             len(vocabulary.ind_to_predicates), "predicates")):
+        if configured != actual:
+            raise ValueError(f"{key} is {configured} but {dict_file} defines {actual} {what} (background included)")
+    return vocabulary
+
+
+def _predicate_counts(vocabulary) -> np.ndarray:
+    """(P,) predicate_count of the dictionary in id order (index 0 unused), as RB reads it."""
+    counts = np.zeros(len(vocabulary.ind_to_predicates), dtype=np.float64)
+    for index, name in enumerate(vocabulary.ind_to_predicates[1:], start=1):
+        counts[index] = vocabulary.predicate_count.get(name, 0)
+    return counts
+
+
+def build_model(cfg) -> SceneGraphModel:
+    """Detector (MODEL.PRETRAINED_DETECTOR_CKPT loaded when set, then frozen) + relation head.
+
+    The relation head's box and union extractors start as copies of the detector's box head, the frequency
+    bias from the training statistics (cached in OUTPUT_DIR), the label embeddings from GloVe (GLOVE_DIR),
+    and the loss / transfer classifier read MODEL.ROI_RELATION_HEAD.CONFUSION_MATRIX when it is set. The
+    model is on the CPU. Stage-2 loading and freezing are ``rebalance_hca.engine.stages``'.
+    """
+    mode = relation_mode(cfg)
+    vocabulary = _vocabulary_that_fits(cfg)
+    detector = build_detector(cfg)
+    if cfg.MODEL.PRETRAINED_DETECTOR_CKPT:
+        load_model_weights(detector, cfg.MODEL.PRETRAINED_DETECTOR_CKPT)
+        logger.info("Loaded the detector from MODEL.PRETRAINED_DETECTOR_CKPT %s", cfg.MODEL.PRETRAINED_DETECTOR_CKPT)
+    freeze_detector(detector)
+    confusion_path = cfg.MODEL.ROI_RELATION_HEAD.CONFUSION_MATRIX
+    confusion = (load_confusion_matrix(confusion_path, len(vocabulary.ind_to_predicates))
+                 if confusion_path else None)
+    statistics = get_dataset_statistics(cfg)
+    relation_head = build_relation_head(
+        cfg, detector, mode,
+        object_vectors=get_glove_embeddings(cfg, vocabulary.ind_to_classes),
+        pred_dist=torch.from_numpy(statistics.pred_dist),
+        fg_counts=statistics.fg_matrix,
+        confusion_matrix=confusion,
+        predicate_counts=_predicate_counts(vocabulary))
+    return SceneGraphModel(detector, relation_head, mode)

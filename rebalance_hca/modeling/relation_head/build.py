@@ -1,0 +1,66 @@
+"""Where the config meets the relation head: sampler, feature extractors, predictor and loss."""
+from __future__ import annotations
+
+import numpy as np
+from torch import nn
+
+from ..detector import SceneGraphDetector
+from .features import BoxFeatureExtractor, UnionFeatureExtractor
+from .loss import ClassBalancedCrossEntropy, PredicateReweightingLoss
+from .predictors import PredictorParts, build_predictor
+from .relation_head import RelationHead
+from .sampling import RelationPairSampler
+
+LOSS_TYPES = ("PredicateReweighting", "CrossEntropy", "ClassBalanced")
+
+
+def build_relation_loss(cfg, confusion_matrix: np.ndarray | None, predicate_counts: np.ndarray) -> nn.Module:
+    """The relation loss named by MODEL.ROI_RELATION_HEAD.LOSS.TYPE (defaults in config/defaults.py):
+    RB's predicate reweighting (with the confusion matrix's correlation, zero without one), plain CE, or
+    class-balanced CE over ``predicate_counts`` (P,)."""
+    loss = cfg.MODEL.ROI_RELATION_HEAD.LOSS
+    if loss.TYPE == "PredicateReweighting":
+        return PredicateReweightingLoss(
+            confusion_matrix, correlation_threshold=loss.CORRELATION_THRESHOLD,
+            mitigation_exponent=loss.MITIGATION_EXPONENT, compensation_exponent=loss.COMPENSATION_EXPONENT,
+            max_count_ratio=loss.MAX_COUNT_RATIO)
+    if loss.TYPE == "CrossEntropy":
+        return nn.CrossEntropyLoss()
+    if loss.TYPE == "ClassBalanced":
+        return ClassBalancedCrossEntropy(predicate_counts, beta=loss.CLASS_BALANCED_BETA)
+    raise ValueError(f"MODEL.ROI_RELATION_HEAD.LOSS.TYPE must be one of {LOSS_TYPES}, got {loss.TYPE!r}")
+
+
+def build_pair_sampler(cfg) -> RelationPairSampler:
+    head = cfg.MODEL.ROI_RELATION_HEAD
+    return RelationPairSampler(
+        batch_size_per_image=head.BATCH_SIZE_PER_IMAGE, positive_fraction=head.POSITIVE_FRACTION,
+        fg_iou_threshold=cfg.MODEL.ROI_HEADS.FG_IOU_THRESHOLD, num_sample_per_gt_rel=head.NUM_SAMPLE_PER_GT_REL,
+        require_box_overlap=head.REQUIRE_BOX_OVERLAP)
+
+
+def build_relation_head(cfg, detector: SceneGraphDetector, mode: str, object_vectors, pred_dist, fg_counts,
+                        confusion_matrix: np.ndarray | None, predicate_counts: np.ndarray) -> RelationHead:
+    """The relation head on top of ``detector`` (whose box head is copied, so load its weights first).
+
+    object_vectors (C, EMBED_DIM), pred_dist (C, C, P), fg_counts (C, C, P): see ``PredictorParts``;
+    predicate_counts (P,): training counts for the class-balanced loss.
+    """
+    roi_heads = detector.roi_heads
+    if cfg.MODEL.ROI_RELATION_HEAD.FEATURE_EXTRACTOR != "RelationFeatureExtractor":
+        raise ValueError(f"MODEL.ROI_RELATION_HEAD.FEATURE_EXTRACTOR {cfg.MODEL.ROI_RELATION_HEAD.FEATURE_EXTRACTOR!r} "
+                         "is not supported; use 'RelationFeatureExtractor'")
+    box_features = BoxFeatureExtractor(roi_heads.box_roi_pool, roi_heads.box_head)
+    parts = PredictorParts(mode=mode, object_vectors=object_vectors, pred_dist=pred_dist, fg_counts=fg_counts,
+                           confusion_matrix=confusion_matrix, box_channels=box_features.out_channels,
+                           union_channels=box_features.out_channels)
+    predictor = build_predictor(cfg, parts)
+    union_features = None
+    if predictor.uses_union_features:
+        union_features = UnionFeatureExtractor(
+            roi_heads.box_roi_pool, roi_heads.box_head, feature_channels=cfg.MODEL.RESNETS.BACKBONE_OUT_CHANNELS,
+            pool_all_levels=cfg.MODEL.ROI_RELATION_HEAD.POOLING_ALL_LEVELS)
+    return RelationHead(mode, box_features, union_features, predictor, build_pair_sampler(cfg),
+                        build_relation_loss(cfg, confusion_matrix, predicate_counts),
+                        nms_threshold=cfg.TEST.RELATION.LATER_NMS_PREDICTION_THRES,
+                        pairs_per_chunk=cfg.TEST.RELATION.PAIRS_PER_CHUNK)

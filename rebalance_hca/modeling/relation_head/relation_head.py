@@ -1,0 +1,192 @@
+"""The relation head: pairs -> box and union features -> context -> predictor -> loss | ranked predictions.
+
+Training (SPEC §2.2-§2.8): pairs are sampled per image; the loss dict is
+    {"loss_rel": relation loss over all sampled pairs of the batch,
+     "loss_refine_obj": CE(object_logits, object labels), 0 when the logits need no gradient (PredCls,
+                        stage 2)}.
+Testing (SPEC §2.9): every ordered pair of every image; the union features and the classifier run over at
+most ``pairs_per_chunk`` pairs at a time, so SGDet's 80 x 79 pairs per image stay in bounded memory
+(about pairs_per_chunk x (L + 1) x F x 7 x 7 floats of pooled union features, L FPN levels: 170 MB for
+512 pairs with F = 256 and four levels), and each image becomes one prediction dict (``postprocess``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .box_geometry import encode_box_info
+from .context import ContextInputs, ObjectContext
+from .features import BoxFeatureExtractor, UnionFeatureExtractor
+from .object_labels import check_mode
+from .postprocess import relation_predictions
+from .sampling import RelationPairSampler, all_ordered_pairs
+
+
+@dataclass
+class ImageObjects:
+    """The objects of one image given to the relation head, boxes in the detector's input frame.
+
+    boxes: (N, 4) xyxy. labels: (N,) int64 GT labels (PredCls / SGCls) or, in SGDet training, the label of the
+    GT matched to each detection (0 = none); None at SGDet test time. detector_logits: (N, C) the detector's
+    class logits (SGCls / SGDet). boxes_per_cls: (N, C, 4) every class's regressed box (SGDet).
+    """
+
+    boxes: Tensor
+    labels: Tensor | None = None
+    detector_logits: Tensor | None = None
+    boxes_per_cls: Tensor | None = None
+
+
+def _cat_optional(values: list[Tensor | None]) -> Tensor | None:
+    return None if any(value is None for value in values) else torch.cat(values)
+
+
+def _offsets(counts: list[int], device: torch.device) -> Tensor:
+    """Start of each image's rows in the flat layout: (B,) int64."""
+    return torch.tensor([0, *counts[:-1]], device=device).cumsum(0)
+
+
+class RelationHead(nn.Module):
+    """mode: "predcls" | "sgcls" | "sgdet". box_features / union_features: the extractors (union_features None
+    when the predictor uses none). predictor: see ``predictors.registry``. relation_loss: (logits (R, P),
+    labels (R,)) -> scalar. nms_threshold: TEST.RELATION.LATER_NMS_PREDICTION_THRES.
+
+    forward(features, objects [ImageObjects], image_sizes [(h, w)], targets) -> losses (training) or one
+    prediction dict per image (eval). targets: the loader's per-image dicts ("boxes", "labels", "relation"
+    (N, N)); needed for training.
+    """
+
+    def __init__(self, mode: str, box_features: BoxFeatureExtractor, union_features: UnionFeatureExtractor | None,
+                 predictor: nn.Module, sampler: RelationPairSampler, relation_loss: nn.Module,
+                 nms_threshold: float, pairs_per_chunk: int = 512) -> None:
+        super().__init__()
+        self.mode = check_mode(mode)
+        self.box_features = box_features
+        self.union_features = union_features
+        self.predictor = predictor
+        self.sampler = sampler
+        self.relation_loss = relation_loss
+        self.nms_threshold = nms_threshold
+        if pairs_per_chunk < 1:
+            raise ValueError(f"TEST.RELATION.PAIRS_PER_CHUNK must be >= 1, got {pairs_per_chunk}")
+        self.pairs_per_chunk = pairs_per_chunk
+        self.trainable_modules: set[str] | None = None
+
+    # ------------------------------------------------------------------ freezing (stage 2)
+    def restrict_training(self, trainable_parameters: set[str]) -> None:
+        """Train only the named parameters (names relative to this head): every other parameter gets
+        requires_grad False, and every module holding a frozen parameter stays in eval mode whatever
+        ``train()`` asks (stage 2's frozen part runs as at test time)."""
+        unknown = trainable_parameters - {name for name, _ in self.named_parameters()}
+        if unknown:
+            raise ValueError(f"restrict_training: no such parameters {sorted(unknown)}")
+        for name, parameter in self.named_parameters():
+            parameter.requires_grad_(name in trainable_parameters)
+        self.trainable_modules = {
+            name for name, module in self.named_modules()
+            if any(True for _ in module.parameters()) and all(p.requires_grad for p in module.parameters())}
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> "RelationHead":
+        """The head's own mode decides loss vs predictions; after ``restrict_training`` the frozen submodules
+        stay in eval mode (dropout off, BatchNorm statistics fixed, SGDet's test-time label decoding)."""
+        super().train(mode)
+        if mode and self.trainable_modules is not None:
+            for name, module in self.named_modules():
+                if name:
+                    module.training = any(name == kept or name.startswith(f"{kept}.") for kept in self.trainable_modules)
+        return self
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, features: dict[str, Tensor], objects: list[ImageObjects], image_sizes: list[tuple[int, int]],
+                targets: list[dict[str, Tensor]] | None = None):
+        if self.training:
+            if targets is None:
+                raise ValueError("the relation head needs targets in training")
+            return self._losses(features, objects, image_sizes, targets)
+        return self._predictions(features, objects, image_sizes)
+
+    def object_context(self, features: dict[str, Tensor], objects: list[ImageObjects],
+                       image_sizes: list[tuple[int, int]]) -> ObjectContext:
+        """The predictor's object context of the batch: box features, box encoding, labels -> context."""
+        boxes = [image.boxes for image in objects]
+        inputs = ContextInputs(
+            roi_features=self.box_features(features, boxes, image_sizes),
+            box_info=torch.cat([encode_box_info(b, size) for b, size in zip(boxes, image_sizes)]),
+            num_objects=[len(b) for b in boxes],
+            labels=torch.cat([image.labels for image in objects]) if self.mode == "predcls" else None,
+            detector_logits=None if self.mode == "predcls" else _cat_optional([o.detector_logits for o in objects]),
+            boxes_per_cls=_cat_optional([o.boxes_per_cls for o in objects]) if self.mode == "sgdet" else None,
+        )
+        return self.predictor.object_context(inputs)
+
+    def _sample_pairs(self, objects: list[ImageObjects], targets: list[dict[str, Tensor]]
+                      ) -> tuple[list[Tensor], list[Tensor]]:
+        """Training pairs [(R_i, 2)] and their predicate labels [(R_i,)] per image (SPEC §2.2)."""
+        pairs, labels = [], []
+        for image, target in zip(objects, targets):
+            if self.mode == "sgdet":
+                image_pairs, image_labels = self.sampler.detection_pairs(
+                    image.boxes, image.labels, target["boxes"], target["labels"], target["relation"])
+            else:
+                image_pairs, image_labels = self.sampler.gt_box_pairs(target["relation"])
+            pairs.append(image_pairs)
+            labels.append(image_labels)
+        return pairs, labels
+
+    def _losses(self, features, objects, image_sizes, targets) -> dict[str, Tensor]:
+        pairs, pair_labels = self._sample_pairs(objects, targets)
+        context = self.object_context(features, objects, image_sizes)
+        offsets = _offsets([len(image.boxes) for image in objects], context.object_labels.device)
+        flat_pairs = torch.cat([image_pairs + offset for image_pairs, offset in zip(pairs, offsets)])
+        union = None
+        if self.predictor.uses_union_features:
+            union = self.union_features(features, [image.boxes for image in objects], pairs, image_sizes)
+        logits = self.predictor.relation_logits(context, flat_pairs, union)
+        losses = {"loss_rel": self.relation_loss(logits.float(), torch.cat(pair_labels))}
+        object_logits = context.object_logits
+        if object_logits.requires_grad:
+            object_labels = torch.cat([image.labels for image in objects])
+            losses["loss_refine_obj"] = F.cross_entropy(object_logits.float(), object_labels)
+        else:
+            losses["loss_refine_obj"] = object_logits.new_zeros(())
+        return losses
+
+    def _predictions(self, features, objects, image_sizes) -> list[dict[str, Tensor]]:
+        context = self.object_context(features, objects, image_sizes)
+        counts = [len(image.boxes) for image in objects]
+        offsets = _offsets(counts, context.object_labels.device)
+        predictions = []
+        for index, (image, offset) in enumerate(zip(objects, offsets.tolist())):
+            pairs = all_ordered_pairs(len(image.boxes), image.boxes.device)
+            logits = self._chunked_logits(features, index, image, pairs, offset, context, image_sizes[index])
+            rows = slice(offset, offset + len(image.boxes))
+            predictions.append(relation_predictions(
+                context.object_logits[rows], image.boxes, image.boxes_per_cls, pairs, logits, self.mode,
+                self.nms_threshold))
+        return predictions
+
+    def _chunked_logits(self, features: dict[str, Tensor], index: int, image: ImageObjects, pairs: Tensor,
+                        offset: int, context: ObjectContext, image_size: tuple[int, int]) -> Tensor:
+        """Relation logits (R, P) of one image's pairs (R, 2), at most ``pairs_per_chunk`` pairs at a time."""
+        image_features = {name: level[index:index + 1] for name, level in features.items()}
+        chunks = []
+        for chunk in pairs.split(self.pairs_per_chunk):
+            union = None
+            if self.predictor.uses_union_features:
+                union = self.union_features(image_features, [image.boxes], [chunk], [image_size])
+            chunks.append(self.predictor.relation_logits(context, chunk + offset, union).float())
+        if not chunks:
+            return context.object_logits.new_zeros(0, self._num_predicates(context))
+        return torch.cat(chunks)
+
+    def _num_predicates(self, context: ObjectContext) -> int:
+        """P, from a relation logits call on no pair."""
+        empty = context.object_labels.new_zeros(0, 2)
+        union = None
+        if self.predictor.uses_union_features:
+            union = context.edge_context.new_zeros(0, self.union_features.out_channels)
+        return self.predictor.relation_logits(context, empty, union).shape[1]
