@@ -27,7 +27,6 @@ import time
 
 import torch
 
-from rebalance_hca.modeling.relation_head.classifier import PairClassifier
 from rebalance_hca.modeling.relation_head.context import ContextInputs, HybridCoAttentionContext, ObjectContext
 from rebalance_hca.modeling.relation_head.features import BoxFeatureExtractor, UnionFeatureExtractor
 from rebalance_hca.modeling.relation_head.loss import PredicateReweightingLoss

@@ -60,7 +60,8 @@ def loss_without_dropout(model, images, targets) -> float:
 def test_predcls_hca_overfits_a_handful_of_images(tiny_synthvg, tmp_path):
     # 256 pairs per image: every pair of these images is sampled at every step
     cfg = tiny_relation_config(tiny_synthvg, str(tmp_path), "predcls", "SOLVER.BASE_LR", "0.005",
-                               "MODEL.ROI_RELATION_HEAD.BATCH_SIZE_PER_IMAGE", "256")
+                               "MODEL.ROI_RELATION_HEAD.BATCH_SIZE_PER_IMAGE", "256",
+                               "MODEL.ROI_RELATION_HEAD.LOSS.TYPE", "PredicateReweighting")
     torch.manual_seed(0)
     model = build_model(cfg).train()
     optimizer = make_optimizer(cfg, model)

@@ -94,7 +94,7 @@ def test_frequency_baseline_distribution_falls_back_to_the_overall_frequency():
     counts = np.zeros((2, 2, 3), dtype=np.int64)
     counts[1, 1, 1:] = [6, 2]   # seen pair: predicate 1 six times, predicate 2 twice
     log_frequency = conditional_predicate_log_frequency(counts)
-    # overall prior [.75, .25]; seen pair: (6 + .75) / 9, (2 + .25) / 9; unseen pair: the prior
-    torch.testing.assert_close(log_frequency[1, 1, 1:].exp(), torch.tensor([6.75 / 9, 2.25 / 9]))
-    torch.testing.assert_close(log_frequency[0, 1, 1:].exp(), torch.tensor([0.75, 0.25]))
+    # add-one smoothed prior [7, 3] / 10; seen pair: (6 + .7) / 9, (2 + .3) / 9; unseen pair: the prior
+    torch.testing.assert_close(log_frequency[1, 1, 1:].exp(), torch.tensor([6.7 / 9, 2.3 / 9]))
+    torch.testing.assert_close(log_frequency[0, 1, 1:].exp(), torch.tensor([0.7, 0.3]))
     assert math.isclose(torch.softmax(log_frequency[0, 0], 0)[0].item(), 0.0, abs_tol=1e-12)

@@ -18,13 +18,12 @@ import argparse
 import os
 from typing import Sequence
 
-import numpy as np
 
 
 from rebalance_hca.config import load_config
 from rebalance_hca.data import build_dataset
-from rebalance_hca.evaluation import (compute_zeroshot_triplets, evaluate_predictions, evaluation_mode,
-                                      load_predictions, load_zeroshot_triplets, write_report_files)
+from rebalance_hca.engine.relation_inference import groundtruth_for_evaluation, train_split_statistics
+from rebalance_hca.evaluation import evaluate_predictions, evaluation_mode, load_predictions, write_report_files
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -38,29 +37,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-detection", action="store_true", help="skip the detector mAP")
     parser.add_argument("opts", nargs="*", default=[], help="config overrides as KEY VALUE pairs")
     return parser.parse_args(argv)
-
-
-def groundtruth_for_evaluation(dataset, index: int) -> dict:
-    """SGB's evaluation GT of one image: original-frame boxes, labels and the relation list."""
-    target = dataset.get_groundtruth(index, evaluation=True)
-    return {"boxes": target["boxes"], "labels": target["labels"], "relations": target["relation_tuple"]}
-
-
-# the train split as in stage 1: without stage-2 rebalancing, whatever the config trains
-NO_REBALANCING = ["MODEL.ROI_RELATION_HEAD.WITH_CLEAN_CLASSIFIER", "False"]
-
-
-def train_statistics(args: argparse.Namespace, split_triplets: np.ndarray,
-                     num_predicates: int) -> tuple[np.ndarray, np.ndarray]:
-    """(zero-shot triplets, train predicate counts), from the train split without stage-2 rebalancing."""
-    train_cfg = load_config(args.config_file or None, [*args.opts, *NO_REBALANCING])
-    train_triplets = build_dataset(train_cfg, "train", with_transforms=False).relation_triplets()
-    if args.zeroshot_triplets is not None:
-        zeroshot = load_zeroshot_triplets(args.zeroshot_triplets)
-    else:
-        zeroshot = compute_zeroshot_triplets(train_triplets, split_triplets if args.split != "train"
-                                             else np.zeros((0, 3), dtype=np.int64))
-    return zeroshot, np.bincount(train_triplets[:, 2], minlength=num_predicates)
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
@@ -84,7 +60,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
     num_predicates = len(dataset.ind_to_predicates)
     if saved["num_predicates"] != num_predicates:
         raise SystemExit(f"{args.predictions}: {saved['num_predicates']} predicates, the dataset has {num_predicates}")
-    zeroshot, predicate_counts = train_statistics(args, dataset.relation_triplets(), num_predicates)
+    zeroshot, predicate_counts = train_split_statistics(cfg, dataset.relation_triplets(), args.split, num_predicates,
+                                                        args.zeroshot_triplets)
     groundtruths = [groundtruth_for_evaluation(dataset, int(index)) for index in image_ids]
     evaluation = evaluate_predictions(
         groundtruths, saved["predictions"], saved["mode"], dataset.ind_to_predicates,

@@ -133,8 +133,9 @@ _C.MODEL.ROI_RELATION_HEAD.TRANSFER_MATRIX = "half_identity"
 
 # Relation loss (SPEC §5; ours as keys: RB hard-codes these constants).
 _C.MODEL.ROI_RELATION_HEAD.LOSS = CN()
-# "PredicateReweighting" (RB), "CrossEntropy" or "ClassBalanced" (effective-number weights, SPEC §5.4).
-_C.MODEL.ROI_RELATION_HEAD.LOSS.TYPE = "PredicateReweighting"
+# "PredicateReweighting" (RB), "CrossEntropy" or "ClassBalanced" (effective-number weights, SPEC §5.4);
+# "" = by stage: CrossEntropy for stage 1's common model, PredicateReweighting for stage 2 (docs/training.md).
+_C.MODEL.ROI_RELATION_HEAD.LOSS.TYPE = ""
 _C.MODEL.ROI_RELATION_HEAD.LOSS.CORRELATION_THRESHOLD = 0.9
 _C.MODEL.ROI_RELATION_HEAD.LOSS.MITIGATION_EXPONENT = 1.5
 _C.MODEL.ROI_RELATION_HEAD.LOSS.COMPENSATION_EXPONENT = 2.0

@@ -46,10 +46,12 @@ def rebalance_spec(cfg, dict_file: str) -> RebalanceSpec:
                          top_k=options.TOP_K_PREDICATES, max_instances=options.MAX_INSTANCES)
 
 
-def build_dataset(cfg, mode: str, with_transforms: bool = True) -> VGDataset:
+def build_dataset(cfg, mode: str, with_transforms: bool = True, augment: bool | None = None) -> VGDataset:
     """The VG150-format split for ``mode``, with SGB's filters as the config implies (SPEC §1.2, §6.3).
 
     The train split is rebalanced when MODEL.ROI_RELATION_HEAD.WITH_CLEAN_CLASSIFIER is on (stage 2).
+    augment: the training transforms (random resize, flips, jitter) instead of the test ones; by default
+    for mode "train" only (inference over the train split, e.g. for the confusion matrix, passes False).
     """
     paths = DatasetCatalog.get(dataset_name(cfg, mode), cfg.DATASETS.DATA_DIR)
     head = cfg.MODEL.ROI_RELATION_HEAD
@@ -66,7 +68,8 @@ def build_dataset(cfg, mode: str, with_transforms: bool = True) -> VGDataset:
         filter_duplicate_rels=cfg.DATASETS.FILTER_DUPLICATE_RELS,
         num_val_im=cfg.DATASETS.NUM_VAL_IM,
         rebalance=rebalance_spec(cfg, paths.dict_file) if is_train_split and head.WITH_CLEAN_CLASSIFIER else None,
-        transforms=build_transforms(cfg, is_train=mode == "train") if with_transforms else None,
+        transforms=build_transforms(cfg, is_train=mode == "train" if augment is None else augment)
+        if with_transforms else None,
     )
 
 

@@ -77,10 +77,11 @@ def model_state_of(data: dict[str, Any]) -> dict[str, torch.Tensor]:
     return data["model"] if isinstance(data.get("model"), dict) else data
 
 
-def load_model_weights(module: nn.Module, path: str) -> None:
+def load_model_weights(module: nn.Module, path: str, key: str = "checkpoint") -> None:
     """Load only the model weights of checkpoint ``path`` into ``module``; every key and shape must fit
-    (e.g. MODEL.PRETRAINED_DETECTOR_CKPT into the relation model's detector)."""
-    load_state_dict_checked(unwrap_model(module), model_state_of(read_checkpoint(path)), source=f"checkpoint {path}")
+    (e.g. MODEL.PRETRAINED_DETECTOR_CKPT into the relation model's detector). ``key`` names where the path
+    came from in the error (e.g. the config key)."""
+    load_state_dict_checked(unwrap_model(module), model_state_of(read_checkpoint(path)), source=f"{key} {path}")
 
 
 class Checkpointer:
@@ -141,12 +142,13 @@ class Checkpointer:
                                     f"{pointer} to start without resuming")
         return path
 
-    def resume_or_load(self, weight_file: str = "") -> dict[str, Any]:
-        """Resume from ``last_checkpoint`` if there is one, else load ``weight_file`` weights, else nothing.
+    def resume_or_load(self, weight_file: str = "", resume: bool = True) -> dict[str, Any]:
+        """Resume from ``last_checkpoint`` if there is one (and ``resume``), else load ``weight_file``
+        weights, else nothing.
 
         Returns the checkpoint's extra data with at least "iteration" (0 unless resumed).
         """
-        if self.has_checkpoint():
+        if resume and self.has_checkpoint():
             path = self.last_checkpoint()
             if weight_file:
                 logger.info("Resuming from %s; MODEL.WEIGHT %s is not used", path, weight_file)

@@ -17,9 +17,10 @@ from typing import Callable, Iterable, Sequence
 import torch
 from torch import nn
 from torchvision.models.detection.image_list import ImageList
+from tqdm import tqdm
 
 from ..solver.lr_scheduler import WarmupReduceLROnPlateau
-from ..utils.comm import is_main_process, reduce_dict_mean
+from ..utils.comm import all_ranks_true, is_main_process, reduce_dict_mean
 from ..utils.logging import MetricLogger
 from .checkpoint import Checkpointer
 
@@ -69,14 +70,17 @@ class Trainer:
     model(images, targets) must return a dict of scalar losses. validator(model) -> metric (float) or None
     is called with the model in eval mode every ``val_period`` iterations (and before training with
     ``pre_validate`` on a fresh run). With a WarmupReduceLROnPlateau schedule, training stops once it has
-    decayed MAX_DECAY_STEP times when ``stop_at_max_decay`` (SGB's relation trainer).
+    decayed MAX_DECAY_STEP times when ``stop_at_max_decay`` (SGB's relation trainer). ``best_metric``: the
+    best validation metric of the run so far (restored from a checkpoint on resume), kept by
+    ``BestCheckpointHook``.
     """
 
     def __init__(self, model: nn.Module, data_loader: Iterable, optimizer: torch.optim.Optimizer, scheduler,
                  device: torch.device, max_iter: int, start_iter: int = 0, amp_dtype: torch.dtype | None = None,
                  grad_scaler: torch.amp.GradScaler | None = None, grad_clip_norm: float | None = None,
                  validator: Callable[[nn.Module], float | None] | None = None, val_period: int = 0,
-                 pre_validate: bool = False, stop_at_max_decay: bool = True, hooks: Sequence[Hook] = ()) -> None:
+                 pre_validate: bool = False, stop_at_max_decay: bool = True, hooks: Sequence[Hook] = (),
+                 best_metric: float | None = None) -> None:
         self.model = model
         self.data_loader = data_loader
         self.optimizer = optimizer
@@ -96,6 +100,7 @@ class Trainer:
         self.meters = MetricLogger()
         self.last_losses: dict[str, float] = {}
         self.validation_metric: float | None = None
+        self.best_metric = best_metric
         self.stopped_early = False
 
     @property
@@ -137,9 +142,11 @@ class Trainer:
                             enabled=self.amp_dtype is not None):
             loss_dict = self.model(images, targets)
         total = sum(loss_dict.values())
-        if not torch.isfinite(total):
-            raise FloatingPointError(f"loss is {total.item()} at iteration {self.iteration}: "
-                                     f"{ {name: value.item() for name, value in loss_dict.items()} }")
+        if not all_ranks_true(bool(torch.isfinite(total)), total.device):
+            raise FloatingPointError(
+                f"the loss is not finite at iteration {self.iteration} (on this rank: {total.item()}, "
+                f"{ {name: value.item() for name, value in loss_dict.items()} }); training stopped, the "
+                "checkpoints already written are intact")
         self.optimizer.zero_grad(set_to_none=True)
         if self.grad_scaler is not None:
             self.grad_scaler.scale(total).backward()
@@ -189,7 +196,8 @@ class Trainer:
 
 class CheckpointHook(Hook):
     """``model_%07d`` every ``period`` iterations and ``model_final`` when training ends (all ranks call;
-    rank 0 writes)."""
+    rank 0 writes); each holds the run's best validation metric so far ("best_metric"), so that a resumed
+    run keeps comparing with it."""
 
     def __init__(self, checkpointer: Checkpointer, period: int) -> None:
         self.checkpointer = checkpointer
@@ -197,11 +205,11 @@ class CheckpointHook(Hook):
 
     def after_step(self, trainer: Trainer) -> None:
         if self.period > 0 and trainer.iteration % self.period == 0:
-            self.checkpointer.save(f"model_{trainer.iteration:07d}", trainer.iteration)
+            self.checkpointer.save(f"model_{trainer.iteration:07d}", trainer.iteration, best_metric=trainer.best_metric)
 
     def after_train(self, trainer: Trainer) -> None:
         if trainer.iteration > trainer.start_iter:
-            self.checkpointer.save("model_final", trainer.iteration)
+            self.checkpointer.save("model_final", trainer.iteration, best_metric=trainer.best_metric)
 
 
 class LoggingHook(Hook):
@@ -239,8 +247,46 @@ class LoggingHook(Hook):
                 self.writer.add_scalar(f"train/{name}", value, iteration)
             self.writer.add_scalar("train/loss", sum(trainer.last_losses.values()), iteration)
             self.writer.add_scalar("train/lr", lr, iteration)
+            self.writer.add_scalar("train/iteration_seconds", trainer.meters["time"].median, iteration)
 
     def after_train(self, trainer: Trainer) -> None:
         if self.writer is not None:
             self.writer.close()
             self.writer = None
+
+
+class BestCheckpointHook(Hook):
+    """``model_best`` whenever a validation metric beats ``trainer.best_metric``, every earlier one of the
+    run (all ranks call; rank 0 writes; ``last_checkpoint`` keeps naming the newest periodic checkpoint)."""
+
+    def __init__(self, checkpointer: Checkpointer) -> None:
+        self.checkpointer = checkpointer
+
+    def after_step(self, trainer: Trainer) -> None:
+        metric = trainer.validation_metric
+        if metric is None or (trainer.best_metric is not None and metric <= trainer.best_metric):
+            return
+        trainer.best_metric = metric
+        logger.info("New best validation metric %.4f at iteration %d", metric, trainer.iteration)
+        self.checkpointer.save("model_best", trainer.iteration, point_last=False, best_metric=metric)
+
+
+class ProgressBarHook(Hook):
+    """A tqdm bar over the iterations with its ETA and the smoothed loss (rank 0 only)."""
+
+    def __init__(self) -> None:
+        self.bar = None
+
+    def before_train(self, trainer: Trainer) -> None:
+        if is_main_process():
+            self.bar = tqdm(total=trainer.max_iter, initial=trainer.start_iter, desc="training", dynamic_ncols=True)
+
+    def after_step(self, trainer: Trainer) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix(loss=f"{trainer.meters['loss'].median:.4f}", refresh=False)
+            self.bar.update(1)
+
+    def after_train(self, trainer: Trainer) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None

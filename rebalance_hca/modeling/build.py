@@ -60,7 +60,7 @@ def build_model(cfg) -> SceneGraphModel:
     vocabulary = _vocabulary_that_fits(cfg)
     detector = build_detector(cfg)
     if cfg.MODEL.PRETRAINED_DETECTOR_CKPT:
-        load_model_weights(detector, cfg.MODEL.PRETRAINED_DETECTOR_CKPT)
+        load_model_weights(detector, cfg.MODEL.PRETRAINED_DETECTOR_CKPT, key="MODEL.PRETRAINED_DETECTOR_CKPT")
         logger.info("Loaded the detector from MODEL.PRETRAINED_DETECTOR_CKPT %s", cfg.MODEL.PRETRAINED_DETECTOR_CKPT)
     freeze_detector(detector)
     confusion_path = cfg.MODEL.ROI_RELATION_HEAD.CONFUSION_MATRIX

@@ -12,8 +12,11 @@ import os
 import sys
 from typing import Callable, Iterator
 
+from .state_dict import StateDictMismatchError
+
 TRACEBACK_ENV = "REBALANCE_HCA_TRACEBACK"
 EXIT_USER_ERROR = 2
+EXIT_TRAINING_STOPPED = 1
 
 
 class UserInputError(RuntimeError):
@@ -22,23 +25,25 @@ class UserInputError(RuntimeError):
 
 @contextlib.contextmanager
 def user_errors(stage: str) -> Iterator[None]:
-    """Turn ValueError / KeyError / OSError raised while ``stage`` (e.g. "building the model") into a
-    UserInputError naming the stage; everything else passes through unchanged."""
+    """Turn ValueError / KeyError / OSError / StateDictMismatchError (a checkpoint that does not fit) raised
+    while ``stage`` (e.g. "building the model") into a UserInputError naming the stage; everything else
+    passes through unchanged."""
     try:
         yield
     except UserInputError:
         raise
-    except (ValueError, KeyError, OSError) as error:
+    except (ValueError, KeyError, OSError, StateDictMismatchError) as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         raise UserInputError(f"{stage}: {message}") from error
 
 
 def run_tool(main: Callable[[], object]) -> None:
-    """Run a tool's ``main``; a UserInputError becomes one line on stderr and exit code 2."""
+    """Run a tool's ``main``: a UserInputError becomes one line on stderr and exit code 2; a non-finite
+    training loss (FloatingPointError, which names the iteration) one line and exit code 1."""
     try:
         main()
-    except UserInputError as error:
+    except (UserInputError, FloatingPointError) as error:
         if os.environ.get(TRACEBACK_ENV):
             raise
         print(f"error: {error}", file=sys.stderr)
-        sys.exit(EXIT_USER_ERROR)
+        sys.exit(EXIT_USER_ERROR if isinstance(error, UserInputError) else EXIT_TRAINING_STOPPED)

@@ -107,3 +107,24 @@ def cleanup_distributed() -> None:
     """Leave the process group, if this process joined one."""
     if is_distributed():
         dist.destroy_process_group()
+
+
+def gather_to_main(data: Any) -> list[Any] | None:
+    """Picklable ``data`` of every rank, as a list indexed by rank, on rank 0 only (None elsewhere): unlike
+    ``all_gather``, no other rank holds everything ([data] for a single process)."""
+    world_size = get_world_size()
+    if world_size == 1:
+        return [data]
+    gathered: list[Any] | None = [None] * world_size if get_rank() == 0 else None
+    dist.gather_object(data, gathered, dst=0)
+    return gathered
+
+
+def all_ranks_true(flag: bool, device: torch.device) -> bool:
+    """Whether ``flag`` holds on every rank (a collective: every rank must call it); ``device`` is where the
+    backend communicates (this rank's GPU with NCCL, the CPU with gloo)."""
+    if get_world_size() == 1:
+        return flag
+    value = torch.tensor([1 if flag else 0], device=device)
+    dist.all_reduce(value, op=dist.ReduceOp.MIN)
+    return bool(value.item())

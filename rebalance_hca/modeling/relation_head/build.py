@@ -14,19 +14,29 @@ from .sampling import RelationPairSampler
 LOSS_TYPES = ("PredicateReweighting", "CrossEntropy", "ClassBalanced")
 
 
+def relation_loss_type(cfg) -> str:
+    """MODEL.ROI_RELATION_HEAD.LOSS.TYPE, or when it is empty the stage's: CrossEntropy for stage 1's common
+    model, PredicateReweighting for stage 2 (WITH_CLEAN_CLASSIFIER)."""
+    head = cfg.MODEL.ROI_RELATION_HEAD
+    if head.LOSS.TYPE:
+        return head.LOSS.TYPE
+    return "PredicateReweighting" if head.WITH_CLEAN_CLASSIFIER else "CrossEntropy"
+
+
 def build_relation_loss(cfg, confusion_matrix: np.ndarray | None, predicate_counts: np.ndarray) -> nn.Module:
-    """The relation loss named by MODEL.ROI_RELATION_HEAD.LOSS.TYPE (defaults in config/defaults.py):
-    RB's predicate reweighting (with the confusion matrix's correlation, zero without one), plain CE, or
-    class-balanced CE over ``predicate_counts`` (P,)."""
+    """The relation loss of ``relation_loss_type`` (constants in MODEL.ROI_RELATION_HEAD.LOSS): RB's predicate
+    reweighting (with the confusion matrix's correlation, zero without one), plain CE, or class-balanced CE
+    over ``predicate_counts`` (P,)."""
     loss = cfg.MODEL.ROI_RELATION_HEAD.LOSS
-    if loss.TYPE == "PredicateReweighting":
+    loss_type = relation_loss_type(cfg)
+    if loss_type == "PredicateReweighting":
         return PredicateReweightingLoss(
             confusion_matrix, correlation_threshold=loss.CORRELATION_THRESHOLD,
             mitigation_exponent=loss.MITIGATION_EXPONENT, compensation_exponent=loss.COMPENSATION_EXPONENT,
             max_count_ratio=loss.MAX_COUNT_RATIO)
-    if loss.TYPE == "CrossEntropy":
+    if loss_type == "CrossEntropy":
         return nn.CrossEntropyLoss()
-    if loss.TYPE == "ClassBalanced":
+    if loss_type == "ClassBalanced":
         return ClassBalancedCrossEntropy(predicate_counts, beta=loss.CLASS_BALANCED_BETA)
     raise ValueError(f"MODEL.ROI_RELATION_HEAD.LOSS.TYPE must be one of {LOSS_TYPES}, got {loss.TYPE!r}")
 
@@ -62,5 +72,5 @@ def build_relation_head(cfg, detector: SceneGraphDetector, mode: str, object_vec
             pool_all_levels=cfg.MODEL.ROI_RELATION_HEAD.POOLING_ALL_LEVELS)
     return RelationHead(mode, box_features, union_features, predictor, build_pair_sampler(cfg),
                         build_relation_loss(cfg, confusion_matrix, predicate_counts),
-                        nms_threshold=cfg.TEST.RELATION.LATER_NMS_PREDICTION_THRES,
+                        num_predicates=cfg.MODEL.ROI_RELATION_HEAD.NUM_CLASSES, nms_threshold=cfg.TEST.RELATION.LATER_NMS_PREDICTION_THRES,
                         pairs_per_chunk=cfg.TEST.RELATION.PAIRS_PER_CHUNK)

@@ -52,7 +52,8 @@ def _offsets(counts: list[int], device: torch.device) -> Tensor:
 class RelationHead(nn.Module):
     """mode: "predcls" | "sgcls" | "sgdet". box_features / union_features: the extractors (union_features None
     when the predictor uses none). predictor: see ``predictors.registry``. relation_loss: (logits (R, P),
-    labels (R,)) -> scalar. nms_threshold: TEST.RELATION.LATER_NMS_PREDICTION_THRES.
+    labels (R,)) -> scalar. num_predicates: P, background included. nms_threshold:
+    TEST.RELATION.LATER_NMS_PREDICTION_THRES. pairs_per_chunk: TEST.RELATION.PAIRS_PER_CHUNK.
 
     forward(features, objects [ImageObjects], image_sizes [(h, w)], targets) -> losses (training) or one
     prediction dict per image (eval). targets: the loader's per-image dicts ("boxes", "labels", "relation"
@@ -61,7 +62,7 @@ class RelationHead(nn.Module):
 
     def __init__(self, mode: str, box_features: BoxFeatureExtractor, union_features: UnionFeatureExtractor | None,
                  predictor: nn.Module, sampler: RelationPairSampler, relation_loss: nn.Module,
-                 nms_threshold: float, pairs_per_chunk: int = 512) -> None:
+                 num_predicates: int, nms_threshold: float, pairs_per_chunk: int = 512) -> None:
         super().__init__()
         self.mode = check_mode(mode)
         self.box_features = box_features
@@ -73,6 +74,7 @@ class RelationHead(nn.Module):
         if pairs_per_chunk < 1:
             raise ValueError(f"TEST.RELATION.PAIRS_PER_CHUNK must be >= 1, got {pairs_per_chunk}")
         self.pairs_per_chunk = pairs_per_chunk
+        self.num_predicates = num_predicates
         self.trainable_modules: set[str] | None = None
 
     # ------------------------------------------------------------------ freezing (stage 2)
@@ -158,35 +160,53 @@ class RelationHead(nn.Module):
     def _predictions(self, features, objects, image_sizes) -> list[dict[str, Tensor]]:
         context = self.object_context(features, objects, image_sizes)
         counts = [len(image.boxes) for image in objects]
-        offsets = _offsets(counts, context.object_labels.device)
-        predictions = []
-        for index, (image, offset) in enumerate(zip(objects, offsets.tolist())):
-            pairs = all_ordered_pairs(len(image.boxes), image.boxes.device)
-            logits = self._chunked_logits(features, index, image, pairs, offset, context, image_sizes[index])
-            rows = slice(offset, offset + len(image.boxes))
-            predictions.append(relation_predictions(
-                context.object_logits[rows], image.boxes, image.boxes_per_cls, pairs, logits, self.mode,
-                self.nms_threshold))
-        return predictions
+        offsets = _offsets(counts, context.object_labels.device).tolist()
+        pairs = [all_ordered_pairs(count, image.boxes.device) for count, image in zip(counts, objects)]
+        logits = self._chunked_logits(features, objects, pairs, offsets, context, image_sizes)
+        return [relation_predictions(context.object_logits[offset:offset + len(image.boxes)], image.boxes,
+                                     image.boxes_per_cls, image_pairs, image_logits, self.mode, self.nms_threshold)
+                for image, image_pairs, image_logits, offset in zip(objects, pairs, logits, offsets)]
 
-    def _chunked_logits(self, features: dict[str, Tensor], index: int, image: ImageObjects, pairs: Tensor,
-                        offset: int, context: ObjectContext, image_size: tuple[int, int]) -> Tensor:
-        """Relation logits (R, P) of one image's pairs (R, 2), at most ``pairs_per_chunk`` pairs at a time."""
-        image_features = {name: level[index:index + 1] for name, level in features.items()}
-        chunks = []
-        for chunk in pairs.split(self.pairs_per_chunk):
+    def _chunked_logits(self, features: dict[str, Tensor], objects: list[ImageObjects], pairs: list[Tensor],
+                        offsets: list[int], context: ObjectContext, image_sizes: list[tuple[int, int]]) -> list[Tensor]:
+        """Relation logits [(R_i, P)] of every image's pairs [(R_i, 2)], the union features and classifier
+        running over at most ``pairs_per_chunk`` pairs (of one or more consecutive images) at a time."""
+        pieces: list[list[Tensor]] = [[] for _ in objects]
+        for chunk in pair_chunks([len(image_pairs) for image_pairs in pairs], self.pairs_per_chunk):
+            images = [index for index, _ in chunk]
+            chunk_pairs = [pairs[index][rows] for index, rows in chunk]
             union = None
             if self.predictor.uses_union_features:
-                union = self.union_features(image_features, [image.boxes], [chunk], [image_size])
-            chunks.append(self.predictor.relation_logits(context, chunk + offset, union).float())
-        if not chunks:
-            return context.object_logits.new_zeros(0, self._num_predicates(context))
-        return torch.cat(chunks)
+                first, last = images[0], images[-1] + 1
+                chunk_features = {name: level[first:last] for name, level in features.items()}
+                union = self.union_features(chunk_features, [objects[index].boxes for index in images], chunk_pairs,
+                                            [image_sizes[index] for index in images])
+            flat_pairs = torch.cat([image_pairs + offsets[index] for index, image_pairs in zip(images, chunk_pairs)])
+            logits = self.predictor.relation_logits(context, flat_pairs, union).float()
+            for index, image_logits in zip(images, logits.split([len(p) for p in chunk_pairs])):
+                pieces[index].append(image_logits)
+        return [torch.cat(image_pieces) if image_pieces else context.object_logits.new_zeros(0, self.num_predicates)
+                for image_pieces in pieces]
 
-    def _num_predicates(self, context: ObjectContext) -> int:
-        """P, from a relation logits call on no pair."""
-        empty = context.object_labels.new_zeros(0, 2)
-        union = None
-        if self.predictor.uses_union_features:
-            union = context.edge_context.new_zeros(0, self.union_features.out_channels)
-        return self.predictor.relation_logits(context, empty, union).shape[1]
+
+def pair_chunks(pair_counts: list[int], chunk_size: int) -> list[list[tuple[int, slice]]]:
+    """Split the pairs of consecutive images into chunks of at most ``chunk_size`` pairs.
+
+    pair_counts: R_i per image. Returns chunks, each a list of (image index, slice of that image's pairs),
+    images in order and consecutive within a chunk. Images without pairs appear in no chunk.
+    Example: counts [3, 5, 0, 2] with chunk_size 4 -> [[(0, 0:3), (1, 0:1)], [(1, 1:5)], [(3, 0:2)]].
+    """
+    chunks, current, room = [], [], chunk_size
+    for index, count in enumerate(pair_counts):
+        start = 0
+        while start < count:
+            take = min(room, count - start)
+            current.append((index, slice(start, start + take)))
+            start += take
+            room -= take
+            if room == 0:
+                chunks.append(current)
+                current, room = [], chunk_size
+    if current:
+        chunks.append(current)
+    return chunks

@@ -1,5 +1,5 @@
 """Relation predictors, chosen by MODEL.ROI_RELATION_HEAD.PREDICTOR from a registry (see ``registry``)."""
-from . import context_predictor, frequency  # noqa: F401  (each module registers its predictors)
+# importing each predictor module registers its predictors
 from .context_predictor import ContextPredictor
 from .frequency import FrequencyBaselinePredictor
 from .registry import PredictorParts, build_predictor, predictor_names, register_predictor

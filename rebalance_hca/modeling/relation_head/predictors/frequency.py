@@ -2,7 +2,8 @@
 
 Each pair gets the training split's predicate distribution of its (subject class, object class):
     P(p | s, o) = (count(s, o, p) + λ·P(p)) / (Σ_p' count(s, o, p') + λ),   p = 1..P-1,  λ = 1
-where P(p) is the overall predicate frequency, so that class pairs never seen in training fall back to
+where P(p) = (count(p) + 1) / (Σ_p' count(p') + P - 1) is the overall predicate frequency (add-one
+smoothed, so that no predicate has probability 0), so that class pairs never seen in training fall back to
 the overall most frequent predicate. The logits are log P(p | s, o) with the background at -inf-like
 ``BACKGROUND_LOGIT``, so the post-processor's softmax returns exactly P(p | s, o): the pair's top predicate
 is the most frequent one for its classes and pairs are ranked by that frequency (times the object scores).
@@ -27,8 +28,8 @@ def conditional_predicate_log_frequency(fg_counts: np.ndarray) -> Tensor:
     """fg_counts (C, C, P) relation counts (column 0 ignored) -> (C, C, P) float32 log P(p | s, o), column 0
     = BACKGROUND_LOGIT."""
     counts = np.asarray(fg_counts, dtype=np.float64)[:, :, 1:]
-    marginal = counts.sum(axis=(0, 1))
-    prior = marginal / marginal.sum() if marginal.sum() > 0 else np.full(counts.shape[2], 1.0 / counts.shape[2])
+    marginal = counts.sum(axis=(0, 1)) + 1.0
+    prior = marginal / marginal.sum()
     conditional = (counts + PRIOR_WEIGHT * prior) / (counts.sum(axis=2, keepdims=True) + PRIOR_WEIGHT)
     log_frequency = np.full(fg_counts.shape, BACKGROUND_LOGIT, dtype=np.float32)
     log_frequency[:, :, 1:] = np.log(conditional)

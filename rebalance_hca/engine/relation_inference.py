@@ -1,0 +1,157 @@
+"""Scene-graph inference over a split, its evaluation, and the files a test run writes (SPEC §7).
+
+Every rank predicts its share of the split, moves each prediction to the original image frame (and, in
+PredCls / SGCls, to the evaluation ground truth's object indices), reduces it to the compact form the
+metrics need (``rebalance_hca.evaluation.compact_prediction``, a few KB per image) and sends it to rank 0,
+which alone holds the whole split, evaluates it and writes the predictions file and the reports.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from ..data import build_dataset
+from ..evaluation import (compact_prediction, compute_zeroshot_triplets, evaluate_predictions, load_predictions,
+                          load_zeroshot_triplets, save_predictions)
+from ..utils.comm import gather_to_main, is_main_process
+from ..utils.seed import derived_seed, seeded_global_generators
+from .checkpoint import unwrap_model
+from .detector_inference import rescale_boxes
+from .trainer import move_batch_to_device
+
+logger = logging.getLogger(__name__)
+
+MAX_K = 100
+
+
+def groundtruth_for_evaluation(dataset, index: int) -> dict:
+    """SGB's evaluation GT of one image: original-frame boxes, labels and the relation list (m, 3).
+
+    The train split's random duplicate filtering is seeded by the image index, so every call (and process)
+    sees the same relations; the caller's random streams are left alone.
+    """
+    with seeded_global_generators(derived_seed(0, "evaluation groundtruth", index)):
+        target = dataset.get_groundtruth(index, evaluation=True)
+    return {"boxes": target["boxes"], "labels": target["labels"], "relations": target["relation_tuple"]}
+
+
+def model_object_indices(groundtruth_boxes: torch.Tensor) -> torch.Tensor:
+    """Indices of the evaluation GT boxes the model saw: training-style targets drop boxes that are empty
+    after clipping (SPEC §1.5), evaluation ones keep them. (n, 4) -> (n',) int64."""
+    boxes = torch.as_tensor(groundtruth_boxes)
+    return torch.nonzero((boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])).squeeze(1)
+
+
+def to_evaluation_frame(prediction: Mapping[str, torch.Tensor], image_size: tuple[int, int], info: Mapping[str, int],
+                        groundtruth: Mapping[str, Any] | None, mode: str) -> dict[str, np.ndarray]:
+    """A model prediction (input frame) as a full prediction for the evaluator: boxes in the original
+    (info["width"], info["height"]) frame and, with GT boxes (PredCls / SGCls), object indices of
+    ``groundtruth`` (objects the model did not see get label 0, score 0 and their GT box)."""
+    boxes = rescale_boxes(prediction["boxes"].float().cpu(), image_size, info["width"], info["height"])
+    labels, scores = prediction["labels"].cpu(), prediction["scores"].float().cpu()
+    pairs = prediction["rel_pair_idxs"].cpu()
+    if mode != "sgdet":
+        seen = model_object_indices(groundtruth["boxes"])
+        gt_boxes = torch.as_tensor(groundtruth["boxes"], dtype=torch.float32)
+        if len(seen) != len(gt_boxes):
+            full_labels = torch.zeros(len(gt_boxes), dtype=labels.dtype)
+            full_scores = torch.zeros(len(gt_boxes), dtype=scores.dtype)
+            full_labels[seen], full_scores[seen] = labels, scores
+            boxes, labels, scores, pairs = gt_boxes, full_labels, full_scores, seen[pairs]
+    return {"boxes": boxes.numpy(), "labels": labels.numpy(), "scores": scores.numpy(),
+            "rel_pair_idxs": pairs.numpy(), "rel_scores": prediction["rel_scores"].float().cpu().numpy()}
+
+
+@torch.no_grad()
+def predict_split(model: nn.Module, data_loader, device: torch.device, amp_dtype: torch.dtype | None,
+                  mode: str, num_predicates: int, description: str = "relation inference") -> dict[int, dict] | None:
+    """Compact predictions of every image of ``data_loader.dataset`` keyed by dataset index, on rank 0
+    (None on the other ranks). The model is put in eval mode."""
+    model = unwrap_model(model).eval()
+    dataset = data_loader.dataset
+    mine: dict[int, dict] = {}
+    for images, targets, indices in tqdm(data_loader, desc=description, disable=not is_main_process(),
+                                         dynamic_ncols=True):
+        images, targets = move_batch_to_device(images, targets, device)
+        with torch.autocast(device_type=device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+            predictions = model(images, targets)
+        for index, prediction, size in zip(indices, predictions, images.image_sizes):
+            groundtruth = groundtruth_for_evaluation(dataset, int(index))
+            full = to_evaluation_frame(prediction, size, dataset.get_img_info(int(index)), groundtruth, mode)
+            mine[int(index)] = compact_prediction(full, groundtruth, mode, num_predicates, MAX_K,
+                                                  where=f"prediction of image {int(index)}")
+    gathered = gather_to_main(mine)
+    if gathered is None:
+        return None
+    merged: dict[int, dict] = {}
+    for part in gathered:
+        merged.update(part)
+    return merged
+
+
+def train_split_statistics(cfg, split_triplets: np.ndarray, split: str, num_predicates: int,
+                           zeroshot_file: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(zero-shot triplets (T, 3), train predicate counts (P,)) from ``cfg``'s train split without stage-2
+    rebalancing: the split's triplets absent from training (or ``zeroshot_file``, e.g. SGB's
+    ``zeroshot_triplet.pytorch``), and the counts that define head/body/tail."""
+    train_cfg = cfg.clone()
+    train_cfg.defrost()
+    train_cfg.MODEL.ROI_RELATION_HEAD.WITH_CLEAN_CLASSIFIER = False
+    train_cfg.freeze()
+    train_triplets = build_dataset(train_cfg, "train", with_transforms=False).relation_triplets()
+    if zeroshot_file:
+        zeroshot = load_zeroshot_triplets(zeroshot_file)
+    else:
+        zeroshot = compute_zeroshot_triplets(train_triplets, split_triplets if split != "train"
+                                             else np.zeros((0, 3), dtype=np.int64))
+    return zeroshot, np.bincount(train_triplets[:, 2], minlength=num_predicates)
+
+
+def evaluate_split(dataset, predictions: Mapping[int, dict], mode: str, zeroshot: np.ndarray | None,
+                   predicate_counts: np.ndarray | None, iou_threshold: float = 0.5,
+                   with_detection: bool = True) -> dict:
+    """SGB's evaluation (``evaluate_predictions``) of compact predictions keyed by dataset index."""
+    missing = sorted(set(range(len(dataset))) - set(predictions))
+    if missing:
+        raise ValueError(f"predictions lack {len(missing)} image(s) of the split, e.g. indices {missing[:5]}")
+    image_ids = sorted(predictions)
+    return evaluate_predictions(
+        [groundtruth_for_evaluation(dataset, index) for index in image_ids],
+        [predictions[index] for index in image_ids], mode, dataset.ind_to_predicates,
+        class_names=dataset.ind_to_classes, image_ids=image_ids, zeroshot_triplets=zeroshot,
+        predicate_counts=predicate_counts, iou_threshold=iou_threshold, with_detection=with_detection)
+
+
+def save_split_predictions(path: str, predictions: Mapping[int, dict], mode: str, num_predicates: int,
+                           metadata: Mapping[str, Any]) -> None:
+    """Write compact predictions keyed by dataset index as a predictions file (atomically)."""
+    image_ids = sorted(predictions)
+    save_predictions(path, [predictions[index] for index in image_ids], mode, num_predicates, image_ids=image_ids,
+                     max_k=MAX_K, metadata=metadata)
+
+
+def load_cached_predictions(path: str, expected_metadata: Mapping[str, Any]) -> dict[int, dict] | None:
+    """Predictions from ``path`` when it exists and was written for exactly ``expected_metadata`` (same
+    checkpoint file, split, mode, predictor, ...); otherwise None, with the reason logged."""
+    if not os.path.isfile(path):
+        return None
+    try:
+        saved = load_predictions(path)
+    except ValueError as error:
+        logger.warning("Not reusing %s: %s", path, error)
+        return None
+    stale = {key: (saved["metadata"].get(key), value) for key, value in expected_metadata.items()
+             if saved["metadata"].get(key) != value}
+    if stale:
+        logger.info("Not reusing %s: written for %s", path,
+                    ", ".join(f"{key}={old!r} (now {new!r})" for key, (old, new) in stale.items()))
+        return None
+    logger.info("Reusing the predictions in %s (TEST.ALLOW_LOAD_FROM_CACHE)", path)
+    return {int(index): prediction for index, prediction in zip(saved["image_ids"], saved["predictions"])}
+

@@ -1,0 +1,222 @@
+"""Relation training and testing runs, shared by tools/relation_train_net.py, relation_test_net.py and
+compute_confusion_matrix.py: what to build, which weights to load, validation, and the test pass with its
+files (SPEC §6, §7; docs/training.md).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..data import make_data_loader
+from ..data.build import build_dataset, dataset_name
+from ..evaluation import PredicateConfusionMatrix, write_report_files
+from ..modeling import build_model, relation_mode
+from ..solver import make_lr_scheduler, make_optimizer
+from ..utils.cli import UserInputError
+from ..utils.comm import broadcast_object, is_main_process
+from .checkpoint import Checkpointer, load_model_weights, unwrap_model
+from .relation_inference import (evaluate_split, groundtruth_for_evaluation, load_cached_predictions, predict_split,
+                                 save_split_predictions, train_split_statistics)
+from .stages import freeze_for_stage2, is_stage2, load_stage1_model
+from .trainer import amp_dtype_from_config
+
+logger = logging.getLogger(__name__)
+
+PREDICTIONS_FILE = "predictions.npz"
+# Config sections whose values change what a model predicts (for the predictions cache).
+PREDICTION_SECTIONS = ("MODEL", "INPUT", "DATASETS")
+
+
+def run_description(cfg) -> str:
+    """What a run is, for the header of its saved config.yml: mode, predictor, stage, confusion matrix."""
+    head = cfg.MODEL.ROI_RELATION_HEAD
+    lines = [f"{relation_mode(cfg)} with {head.PREDICTOR}"]
+    if is_stage2(cfg):
+        lines.append(f"stage 2 (informative finetuning of the clean classifier on the rebalanced split) from "
+                     f"MODEL.PRETRAINED_MODEL_CKPT {cfg.MODEL.PRETRAINED_MODEL_CKPT or '(not set)'}")
+    else:
+        lines.append("stage 1 (the common model on the full train split)")
+    lines.append(f"confusion matrix (MODEL.ROI_RELATION_HEAD.CONFUSION_MATRIX): {head.CONFUSION_MATRIX or '(none)'}")
+    lines.append(f"transfer classifier at test time: {head.WITH_TRANSFER_CLASSIFIER} ({head.TRANSFER_MATRIX})")
+    return "\n".join(lines)
+
+
+def check_relation_config(cfg) -> None:
+    """Refuse configs that cannot train or test relations, before anything is built."""
+    if not cfg.MODEL.RELATION_ON:
+        raise UserInputError("relation training and testing need MODEL.RELATION_ON True")
+
+
+@dataclass
+class TrainingRun:
+    """Everything a relation training run needs, built and loaded (``prepare_training``)."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    grad_scaler: torch.amp.GradScaler | None
+    checkpointer: Checkpointer
+    start_iter: int
+    best_metric: float | None
+
+
+def prepare_training(cfg, device: torch.device, resume: bool = True) -> TrainingRun:
+    """Build the model, load what the stage needs (stage 2: the stage-1 model, then train the clean
+    classifier only), make the optimizer and schedule over the trainable parameters, and resume from
+    OUTPUT_DIR's last checkpoint (unless ``resume`` is False) or initialise from MODEL.WEIGHT."""
+    model = build_model(cfg)
+    if not model.relation_head.predictor.requires_training:
+        raise UserInputError(f"{cfg.MODEL.ROI_RELATION_HEAD.PREDICTOR} needs no training; test it with "
+                             "tools/relation_test_net.py")
+    if is_stage2(cfg):
+        load_stage1_model(model, cfg.MODEL.PRETRAINED_MODEL_CKPT)
+        trainable = freeze_for_stage2(model)
+        logger.info("Stage 2 trains %d parameter tensors: %s", len(trainable), ", ".join(trainable))
+        if not cfg.MODEL.ROI_RELATION_HEAD.CONFUSION_MATRIX:
+            logger.warning("Stage 2 without MODEL.ROI_RELATION_HEAD.CONFUSION_MATRIX: the reweighting loss has no "
+                           "predicate correlation (tools/compute_confusion_matrix.py writes the matrix)")
+    elif cfg.MODEL.PRETRAINED_MODEL_CKPT:
+        load_model_weights(model, cfg.MODEL.PRETRAINED_MODEL_CKPT, key="MODEL.PRETRAINED_MODEL_CKPT")
+        logger.info("Initialised the model from MODEL.PRETRAINED_MODEL_CKPT %s", cfg.MODEL.PRETRAINED_MODEL_CKPT)
+    model.to(device)
+    optimizer = make_optimizer(cfg, model)
+    scheduler = make_lr_scheduler(cfg, optimizer)
+    amp_dtype = amp_dtype_from_config(cfg.DTYPE)
+    grad_scaler = torch.amp.GradScaler(device.type) if amp_dtype == torch.float16 else None
+    checkpointer = Checkpointer(model, optimizer, scheduler, grad_scaler, cfg.OUTPUT_DIR,
+                                save_to_disk=is_main_process(), seed=cfg.SEED)
+    if not resume and checkpointer.has_checkpoint():
+        logger.warning("Not resuming (--no-resume): the checkpoints in %s will be overwritten", cfg.OUTPUT_DIR)
+    extra = checkpointer.resume_or_load(cfg.MODEL.WEIGHT, resume=resume)
+    return TrainingRun(model, optimizer, scheduler, grad_scaler, checkpointer, extra["iteration"],
+                       extra.get("best_metric"))
+
+
+def relation_validator(cfg, distributed: bool, device: torch.device):
+    """validator(model) -> graph-constrained mean R@100 on DATASETS.VAL on every rank (SGB's metric); the
+    loader is built on first use. mR@100 is logged beside it."""
+    loaders = {}
+    mode = relation_mode(cfg)
+
+    def validate(model: nn.Module) -> float:
+        if "val" not in loaders:
+            loaders["val"] = make_data_loader(cfg, mode="val", is_distributed=distributed)
+        loader = loaders["val"]
+        predictions = predict_split(model, loader, device, amp_dtype_from_config(cfg.DTYPE), mode,
+                                    cfg.MODEL.ROI_RELATION_HEAD.NUM_CLASSES, description="validation")
+        metric = None
+        if predictions is not None:
+            results = evaluate_split(loader.dataset, predictions, mode, zeroshot=None, predicate_counts=None,
+                                     iou_threshold=cfg.TEST.RELATION.IOU_THRESHOLD, with_detection=False)["sgg"]
+            logger.info("Validation R@100 %.4f  mR@100 %.4f", results["R@100"], results["mR@100"])
+            metric = results["R@100"]
+        return broadcast_object(metric)
+
+    return validate
+
+
+def load_weights_for_testing(cfg, model: nn.Module) -> str:
+    """Load the weights to test and return their file: MODEL.WEIGHT when set, else OUTPUT_DIR's last
+    checkpoint; "" for a predictor that needs no training and has neither. Says what it loaded."""
+    path = cfg.MODEL.WEIGHT
+    if not path:
+        checkpointer = Checkpointer(model, save_dir=cfg.OUTPUT_DIR)
+        path = checkpointer.last_checkpoint() if checkpointer.has_checkpoint() else ""
+    if not path:
+        if unwrap_model(model).relation_head.predictor.requires_training:
+            raise UserInputError(f"nothing to test: set MODEL.WEIGHT or point OUTPUT_DIR at a training run "
+                                 f"(no last_checkpoint in {cfg.OUTPUT_DIR!r})")
+        logger.info("%s needs no trained weights; testing it as built", cfg.MODEL.ROI_RELATION_HEAD.PREDICTOR)
+        return ""
+    load_model_weights(model, path, key="MODEL.WEIGHT" if cfg.MODEL.WEIGHT else "checkpoint")
+    logger.info("Testing the weights of %s", path)
+    return path
+
+
+def _file_fingerprint(path: str) -> list[Any]:
+    if not path:
+        return []
+    stat = os.stat(path)
+    return [os.path.abspath(path), stat.st_size, stat.st_mtime_ns]
+
+
+def prediction_metadata(cfg, weights: str, split: str, dataset_size: int) -> dict[str, Any]:
+    """What a predictions file was computed from; a cached file is reused only when all of it matches."""
+    relevant = {section: cfg[section] for section in PREDICTION_SECTIONS}
+    config_digest = hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()
+    return {"split": split, "dataset": dataset_name(cfg, split), "dataset_size": dataset_size,
+            "mode": relation_mode(cfg), "predictor": cfg.MODEL.ROI_RELATION_HEAD.PREDICTOR,
+            "weights": _file_fingerprint(weights),
+            "confusion_matrix": _file_fingerprint(cfg.MODEL.ROI_RELATION_HEAD.CONFUSION_MATRIX),
+            "config_digest": config_digest}
+
+
+def test_relation_model(cfg, model: nn.Module, device: torch.device, distributed: bool, weights: str,
+                        zeroshot_file: str | None = None) -> dict:
+    """Test on DATASETS.TEST (DATASETS.VAL with TEST.VAL_FLAG): predictions file, SGB report (printed and
+    logged), results JSON and per-predicate recall PNG in OUTPUT_DIR/inference/<dataset>/. Reuses a cached
+    predictions file of the same weights, data and config with TEST.ALLOW_LOAD_FROM_CACHE. Returns the
+    evaluation dict on rank 0 and {} elsewhere."""
+    split = "val" if cfg.TEST.VAL_FLAG else "test"
+    mode = relation_mode(cfg)
+    num_predicates = cfg.MODEL.ROI_RELATION_HEAD.NUM_CLASSES
+    loader = make_data_loader(cfg, mode=split, is_distributed=distributed)
+    dataset = loader.dataset
+    folder = os.path.join(cfg.OUTPUT_DIR, "inference", dataset_name(cfg, split))
+    path = os.path.join(folder, PREDICTIONS_FILE)
+    metadata = prediction_metadata(cfg, weights, split, len(dataset))
+    cached = None
+    if cfg.TEST.ALLOW_LOAD_FROM_CACHE and is_main_process():
+        cached = load_cached_predictions(path, metadata)
+    predictions = cached
+    if not broadcast_object(cached is not None):
+        predictions = predict_split(model, loader, device, amp_dtype_from_config(cfg.DTYPE), mode, num_predicates)
+    if not is_main_process():
+        return {}
+    if cached is None:
+        save_split_predictions(path, predictions, mode, num_predicates, metadata)
+    zeroshot, predicate_counts = train_split_statistics(cfg, dataset.relation_triplets(), split, num_predicates,
+                                                        zeroshot_file)
+    evaluation = evaluate_split(dataset, predictions, mode, zeroshot, predicate_counts,
+                                iou_threshold=cfg.TEST.RELATION.IOU_THRESHOLD)
+    logger.info("%s", evaluation["report"])
+    paths = write_report_files(folder, split, evaluation, dataset.ind_to_predicates, predicate_counts,
+                               extra={"split": split, "weights": weights, "predictions": path,
+                                      "num_zeroshot_triplets": int(len(zeroshot))})
+    logger.info("Wrote %s", ", ".join([path, *paths.values()]))
+    return evaluation
+
+
+def confusion_matrix_of_train_split(cfg, model: nn.Module, device: torch.device,
+                                    distributed: bool) -> tuple[np.ndarray, list[str]] | None:
+    """(P, P) float32 predicate confusion counts of ``model`` over every GT pair of the train split without
+    stage-2 rebalancing and with test-time transforms (SPEC §5.5): row = GT predicate, column = the top-1
+    foreground prediction. PredCls or SGCls only. Returns (matrix, predicate names) on rank 0, None
+    elsewhere."""
+    mode = relation_mode(cfg)
+    if mode == "sgdet":
+        raise UserInputError("the confusion matrix needs GT boxes (predcls or sgcls): SGDet pairs do not index "
+                             "the GT objects")
+    train_cfg = cfg.clone()
+    train_cfg.defrost()
+    train_cfg.MODEL.ROI_RELATION_HEAD.WITH_CLEAN_CLASSIFIER = False
+    train_cfg.freeze()
+    dataset = build_dataset(train_cfg, "train", augment=False)
+    loader = make_data_loader(train_cfg, mode="test", is_distributed=distributed, dataset=dataset)
+    num_predicates = cfg.MODEL.ROI_RELATION_HEAD.NUM_CLASSES
+    predictions = predict_split(model, loader, device, amp_dtype_from_config(cfg.DTYPE), mode, num_predicates,
+                                description="confusion matrix over the train split")
+    if predictions is None:
+        return None
+    accumulator = PredicateConfusionMatrix(num_predicates, mode)
+    for index in sorted(predictions):
+        accumulator.add(groundtruth_for_evaluation(dataset, index), predictions[index])
+    return accumulator.matrix, list(dataset.ind_to_predicates)

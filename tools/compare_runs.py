@@ -1,0 +1,71 @@
+"""One table of several test runs: R@K, mR@K and F@K from each run's results JSON.
+
+    python tools/compare_runs.py NAME=OUTPUT_DIR [NAME=OUTPUT_DIR ...] [--split test] [--markdown]
+
+Reads OUTPUT_DIR/inference/<dataset>/<split>_results.json (written by tools/relation_test_net.py and by
+relation_train_net.py's final test; <dataset> is the only folder there, or give the JSON file itself) and
+prints one row per run.
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+from typing import Sequence
+
+from rebalance_hca.utils.cli import UserInputError, run_tool
+
+COLUMNS = ("R@20", "R@50", "R@100", "mR@20", "mR@50", "mR@100", "F@50")
+
+
+def results_file(location: str, split: str) -> str:
+    """The results JSON of a run folder (or ``location`` itself when it is a file)."""
+    if os.path.isfile(location):
+        return location
+    matches = sorted(glob.glob(os.path.join(location, "inference", "*", f"{split}_results.json")))
+    if len(matches) != 1:
+        raise UserInputError(f"{location}: expected one inference/*/{split}_results.json, found {len(matches)}")
+    return matches[0]
+
+
+def read_row(name: str, location: str, split: str) -> list[str]:
+    path = results_file(location, split)
+    with open(path, encoding="utf-8") as stream:
+        results = json.load(stream)
+    missing = [column for column in COLUMNS if column not in results]
+    if missing:
+        raise UserInputError(f"{path}: no {', '.join(missing)}")
+    return [name, *(f"{100 * results[column]:.2f}" for column in COLUMNS)]
+
+
+def format_table(rows: list[list[str]], markdown: bool) -> str:
+    header = ["run", *COLUMNS]
+    if markdown:
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    return "\n".join("  ".join(cell.rjust(width) if i else cell.ljust(width)
+                               for i, (cell, width) in enumerate(zip(row, widths))) for row in [header, *rows])
+
+
+def main(argv: Sequence[str] | None = None) -> str:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("runs", nargs="+", metavar="NAME=OUTPUT_DIR")
+    parser.add_argument("--split", default="test", choices=("val", "test", "train"))
+    parser.add_argument("--markdown", action="store_true", help="a Markdown table")
+    args = parser.parse_args(argv)
+    rows = []
+    for run in args.runs:
+        name, separator, location = run.partition("=")
+        if not separator:
+            raise UserInputError(f"{run!r}: give runs as NAME=OUTPUT_DIR")
+        rows.append(read_row(name, location, args.split))
+    table = format_table(rows, args.markdown)
+    print(f"values in %, {args.split} split")
+    print(table)
+    return table
+
+
+if __name__ == "__main__":
+    run_tool(main)
