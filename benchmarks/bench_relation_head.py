@@ -27,7 +27,8 @@ import time
 
 import torch
 
-from rebalance_hca.modeling.relation_head.context import ContextInputs, HybridCoAttentionContext, ObjectContext
+from rebalance_hca.modeling.relation_head.context import (AttentionOptions, ContextInputs, HybridCoAttentionContext,
+                                                          ObjectContext)
 from rebalance_hca.modeling.relation_head.features import BoxFeatureExtractor, UnionFeatureExtractor
 from rebalance_hca.modeling.relation_head.loss import PredicateReweightingLoss
 from rebalance_hca.modeling.relation_head.predictors import ContextPredictor
@@ -89,8 +90,7 @@ def counted_gflop(step) -> float:
 
 def build_context(args: argparse.Namespace) -> HybridCoAttentionContext:
     return HybridCoAttentionContext("predcls", torch.randn(NUM_CLASSES, EMBED_DIM), args.in_channels, args.hidden,
-                                    args.obj_layers, args.rel_layers, num_heads=8, key_dim=64, value_dim=64,
-                                    inner_dim=2048, dropout=0.1, nms_threshold=0.5).train()
+                                    args.obj_layers, args.rel_layers, AttentionOptions(), nms_threshold=0.5).train()
 
 
 def context_inputs(args: argparse.Namespace, num_objects: list[int]) -> ContextInputs:

@@ -75,7 +75,7 @@ def test_clean_dataset_passes(data_root, capsys):
     assert problem_lines(lines) == []
     assert any(line.startswith("GloVe vectors (200-d") for line in lines)
     assert any(line.startswith("frequency statistics") for line in lines)
-    assert any(line.startswith("stage-2 train split (top 15 predicates") for line in lines)
+    assert any(line.startswith("stage-2 train split (top 6 predicates capped at 400") for line in lines)
     assert any(line.startswith("train:") for line in lines)
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rebalance_hca.modeling.relation_head.context import (AttentionCell, ContextInputs, HybridCoAttentionContext,
-                                                          PaddedLayout, TransformerContext)
+from rebalance_hca.modeling.relation_head.context import (AttentionCell, AttentionOptions, ContextInputs,
+                                                          HybridCoAttentionContext, PaddedLayout, TransformerContext)
 
 NUM_CLASSES, EMBED_DIM, BOX_DIM, HIDDEN = 7, 12, 20, 16
 SIZES = [3, 7, 1, 5]
@@ -15,9 +15,10 @@ SIZES = [3, 7, 1, 5]
 def _context(kind: str, mode: str, dropout: float) -> torch.nn.Module:
     torch.manual_seed(0)
     cls = HybridCoAttentionContext if kind == "hca" else TransformerContext
+    options = AttentionOptions(num_heads=2, key_dim=8, value_dim=8, inner_dim=24, dropout=dropout,
+                               attention_dropout=dropout)
     context = cls(mode, torch.randn(NUM_CLASSES, EMBED_DIM), BOX_DIM, HIDDEN, obj_layers=2, rel_layers=2,
-                  num_heads=2, key_dim=8, value_dim=8, inner_dim=24, dropout=dropout, nms_threshold=0.5,
-                  attention_dropout=dropout)
+                  attention=options, nms_threshold=0.5)
     if dropout == 0.0:  # the box embedding's own dropout (0.1, SGB's) is off too
         for module in context.modules():
             if isinstance(module, torch.nn.Dropout):
@@ -73,8 +74,8 @@ def test_padding_never_leaks_and_empty_images_are_harmless():
 
 
 def test_batched_gradients_equal_per_image_gradients():
-    cell = AttentionCell(HIDDEN, num_heads=2, key_dim=8, value_dim=8, inner_dim=24, dropout=0.0,
-                         attention_dropout=0.0, self_attention=False)
+    options = AttentionOptions(num_heads=2, key_dim=8, value_dim=8, inner_dim=24, dropout=0.0, attention_dropout=0.0)
+    cell = AttentionCell(HIDDEN, options, self_attention=False)
     queries, keys = torch.randn(9, HIDDEN), torch.randn(9, HIDDEN)
     cell(queries, PaddedLayout([2, 7], queries.device), keys).square().sum().backward()
     batched = [p.grad.clone() for p in cell.parameters()]

@@ -23,7 +23,6 @@ from rebalance_hca.engine.relation_runs import (check_relation_config, confusion
 from rebalance_hca.modeling import build_model
 from rebalance_hca.utils.atomic import atomic_write
 from rebalance_hca.utils.cli import run_tool, user_errors
-from rebalance_hca.utils.comm import cleanup_distributed
 
 DEFAULT_FILE_NAME = "predicate_confusion_matrix.npy"
 
@@ -55,9 +54,8 @@ def main(argv: Sequence[str] | None = None) -> str:
     args = parse_args(argv)
     cfg = launch.load_tool_config(args)
     check_relation_config(cfg)
-    device, distributed, logger = launch.setup_run(cfg)
     output = args.output or os.path.join(cfg.OUTPUT_DIR, DEFAULT_FILE_NAME)
-    try:
+    with launch.session(cfg) as (device, distributed, logger):
         with user_errors("loading the model"):
             model = build_model(cfg)
             load_weights_for_testing(cfg, model)
@@ -71,8 +69,6 @@ def main(argv: Sequence[str] | None = None) -> str:
         logger.info("Wrote the predicate confusion matrix %s (%d x %d): %s", output, *matrix.shape,
                     summary(matrix, predicate_names))
         return output
-    finally:
-        cleanup_distributed()
 
 
 if __name__ == "__main__":

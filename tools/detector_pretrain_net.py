@@ -20,13 +20,12 @@ import torch
 from rebalance_hca.data import make_data_loader
 from rebalance_hca.data.build import dataset_name
 from rebalance_hca.engine import launch
-from rebalance_hca.engine.checkpoint import Checkpointer
 from rebalance_hca.engine.detector_inference import inference_and_map
-from rebalance_hca.engine.trainer import CheckpointHook, LoggingHook, Trainer, amp_dtype_from_config
+from rebalance_hca.engine.trainer import (CheckpointHook, LoggingHook, Trainer, amp_dtype_from_config,
+                                          make_training_state)
 from rebalance_hca.modeling.detector import build_detector
-from rebalance_hca.solver import make_lr_scheduler, make_optimizer
 from rebalance_hca.utils.cli import run_tool
-from rebalance_hca.utils.comm import cleanup_distributed, is_main_process, synchronize
+from rebalance_hca.utils.comm import synchronize
 
 LOG_PERIOD = 20  # SGB's detector trainer logs every 20 iterations
 
@@ -50,13 +49,9 @@ def validator_for(cfg, distributed: bool, device: torch.device, amp_dtype):
 def train(cfg, device: torch.device, distributed: bool, logger: logging.Logger) -> torch.nn.Module:
     """Build, resume or initialise, and train the detector; returns the (possibly DDP-wrapped) model."""
     model = build_detector(cfg).to(device)
-    optimizer = make_optimizer(cfg, model)
-    scheduler = make_lr_scheduler(cfg, optimizer)
+    state = make_training_state(cfg, model, device)
     amp_dtype = amp_dtype_from_config(cfg.DTYPE)
-    grad_scaler = torch.amp.GradScaler(device.type) if amp_dtype == torch.float16 else None
-    checkpointer = Checkpointer(model, optimizer, scheduler, grad_scaler, cfg.OUTPUT_DIR,
-                                save_to_disk=is_main_process(), seed=cfg.SEED)
-    start_iter = checkpointer.resume_or_load(cfg.MODEL.WEIGHT)["iteration"]
+    start_iter = state.checkpointer.resume_or_load(cfg.MODEL.WEIGHT)["iteration"]
     if distributed:
         model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
@@ -66,12 +61,12 @@ def train(cfg, device: torch.device, distributed: bool, logger: logging.Logger) 
         return model
     data_loader = make_data_loader(cfg, mode="train", is_distributed=distributed, start_iter=start_iter)
     trainer = Trainer(
-        model, data_loader, optimizer, scheduler, device,
-        max_iter=cfg.SOLVER.MAX_ITER, start_iter=start_iter, amp_dtype=amp_dtype, grad_scaler=grad_scaler,
+        model, data_loader, state.optimizer, state.scheduler, device,
+        max_iter=cfg.SOLVER.MAX_ITER, start_iter=start_iter, amp_dtype=amp_dtype, grad_scaler=state.grad_scaler,
         grad_clip_norm=None,  # SGB's detector script does no gradient clipping (SPEC §9.2)
         validator=validator_for(cfg, distributed, device, amp_dtype) if cfg.SOLVER.TO_VAL else None,
         val_period=cfg.SOLVER.VAL_PERIOD, pre_validate=cfg.SOLVER.PRE_VAL,
-        hooks=[CheckpointHook(checkpointer, cfg.SOLVER.CHECKPOINT_PERIOD),
+        hooks=[CheckpointHook(state.checkpointer, cfg.SOLVER.CHECKPOINT_PERIOD),
                LoggingHook(LOG_PERIOD, tensorboard_dir=cfg.OUTPUT_DIR)],
     )
     trainer.train()
@@ -95,12 +90,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     if cfg.MODEL.RELATION_ON:
         raise ValueError("detector pretraining needs MODEL.RELATION_ON False (every image with boxes is used); "
                          "pass MODEL.RELATION_ON False")
-    device, distributed, logger = launch.setup_run(cfg)
-    try:
+    with launch.session(cfg) as (device, distributed, logger):
         model = train(cfg, device, distributed, logger)
         return {} if args.skip_test else test(cfg, model, device, distributed)
-    finally:
-        cleanup_distributed()
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ from rebalance_hca.engine.relation_runs import (check_relation_config, load_weig
                                                 test_relation_model)
 from rebalance_hca.modeling import build_model
 from rebalance_hca.utils.cli import run_tool, user_errors
-from rebalance_hca.utils.comm import cleanup_distributed
 
 
 def extra_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,14 +36,11 @@ def main(argv: Sequence[str] | None = None) -> dict:
     args = parse_args(argv)
     cfg = launch.load_tool_config(args)
     check_relation_config(cfg)
-    device, distributed, _ = launch.setup_run(cfg, config_header=run_description(cfg))
-    try:
+    with launch.session(cfg, config_header=run_description(cfg)) as (device, distributed, _):
         with user_errors("loading the model to test"):
             model = build_model(cfg)
             weights = load_weights_for_testing(cfg, model)
         return test_relation_model(cfg, model.to(device), device, distributed, weights, args.zeroshot_triplets)
-    finally:
-        cleanup_distributed()
 
 
 if __name__ == "__main__":

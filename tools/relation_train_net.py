@@ -27,7 +27,6 @@ from rebalance_hca.engine.relation_runs import (check_relation_config, prepare_t
 from rebalance_hca.engine.trainer import (BestCheckpointHook, CheckpointHook, LoggingHook, ProgressBarHook, Trainer,
                                           amp_dtype_from_config)
 from rebalance_hca.utils.cli import run_tool, user_errors
-from rebalance_hca.utils.comm import cleanup_distributed
 
 LOG_PERIOD = 20
 
@@ -50,19 +49,20 @@ def train(cfg, device: torch.device, distributed: bool, resume: bool) -> tuple[t
     if distributed:
         model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
+    checkpointer = run.state.checkpointer
     if run.start_iter >= cfg.SOLVER.MAX_ITER:
-        return model, run.checkpointer.last_checkpoint() if run.checkpointer.has_checkpoint() else ""
+        return model, checkpointer.last_checkpoint() if checkpointer.has_checkpoint() else ""
     trainer = Trainer(
-        model, data_loader, run.optimizer, run.scheduler, device, max_iter=cfg.SOLVER.MAX_ITER,
-        start_iter=run.start_iter, amp_dtype=amp_dtype_from_config(cfg.DTYPE), grad_scaler=run.grad_scaler,
+        model, data_loader, run.state.optimizer, run.state.scheduler, device, max_iter=cfg.SOLVER.MAX_ITER,
+        start_iter=run.start_iter, amp_dtype=amp_dtype_from_config(cfg.DTYPE), grad_scaler=run.state.grad_scaler,
         grad_clip_norm=cfg.SOLVER.GRAD_NORM_CLIP,
         validator=relation_validator(cfg, distributed, device) if cfg.SOLVER.TO_VAL else None,
         val_period=cfg.SOLVER.VAL_PERIOD, pre_validate=cfg.SOLVER.PRE_VAL, best_metric=run.best_metric,
-        hooks=[BestCheckpointHook(run.checkpointer), CheckpointHook(run.checkpointer, cfg.SOLVER.CHECKPOINT_PERIOD),
+        hooks=[BestCheckpointHook(checkpointer), CheckpointHook(checkpointer, cfg.SOLVER.CHECKPOINT_PERIOD),
                LoggingHook(LOG_PERIOD, tensorboard_dir=cfg.OUTPUT_DIR), ProgressBarHook()],
     )
     trainer.train()
-    return model, run.checkpointer.last_checkpoint() if run.checkpointer.has_checkpoint() else ""
+    return model, checkpointer.last_checkpoint() if checkpointer.has_checkpoint() else ""
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
@@ -70,12 +70,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
     args = parse_args(argv)
     cfg = launch.load_tool_config(args)
     check_relation_config(cfg)
-    device, distributed, _ = launch.setup_run(cfg, config_header=run_description(cfg))
-    try:
+    with launch.session(cfg, config_header=run_description(cfg)) as (device, distributed, _):
         model, weights = train(cfg, device, distributed, resume=not args.no_resume)
         return {} if args.skip_test else test_relation_model(cfg, model, device, distributed, weights)
-    finally:
-        cleanup_distributed()
 
 
 if __name__ == "__main__":

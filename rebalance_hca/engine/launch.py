@@ -8,16 +8,18 @@ which may also come before the flags. Tools add their own flags through ``extra_
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import torch
 
 from ..config import load_config
 from ..utils.atomic import atomic_write
 from ..utils.cli import UserInputError, user_errors
-from ..utils.comm import get_rank, get_world_size, init_distributed, is_main_process, select_device
+from ..utils.comm import (cleanup_distributed, get_rank, get_world_size, init_distributed, is_main_process,
+                          select_device)
 from ..utils.logging import setup_logger
 from ..utils.seed import seed_everything
 
@@ -88,6 +90,16 @@ def setup_run(cfg, config_header: str = "") -> tuple[torch.device, bool, logging
         logger.info("%d processes, %s backend", get_world_size(), "nccl" if device.type == "cuda" else "gloo")
     seed_everything(cfg.SEED + get_rank())
     return device, distributed, logger
+
+
+@contextlib.contextmanager
+def session(cfg, config_header: str = "") -> Iterator[tuple[torch.device, bool, logging.Logger]]:
+    """``setup_run`` for the block, then leave the process group however the block ends."""
+    device, distributed, logger = setup_run(cfg, config_header)
+    try:
+        yield device, distributed, logger
+    finally:
+        cleanup_distributed()
 
 
 def is_main_process_of_launch() -> bool:

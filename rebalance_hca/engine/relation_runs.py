@@ -19,14 +19,13 @@ from ..data import make_data_loader
 from ..data.build import build_dataset, dataset_name
 from ..evaluation import PredicateConfusionMatrix, write_report_files
 from ..modeling import build_model, relation_mode
-from ..solver import make_lr_scheduler, make_optimizer
 from ..utils.cli import UserInputError
 from ..utils.comm import broadcast_object, is_main_process
 from .checkpoint import Checkpointer, load_model_weights, unwrap_model
 from .relation_inference import (evaluate_split, groundtruth_for_evaluation, load_cached_predictions, predict_split,
                                  save_split_predictions, train_split_statistics)
 from .stages import freeze_for_stage2, is_stage2, load_stage1_model
-from .trainer import amp_dtype_from_config
+from .trainer import TrainingState, amp_dtype_from_config, make_training_state
 
 logger = logging.getLogger(__name__)
 
@@ -60,10 +59,7 @@ class TrainingRun:
     """Everything a relation training run needs, built and loaded (``prepare_training``)."""
 
     model: nn.Module
-    optimizer: torch.optim.Optimizer
-    scheduler: Any
-    grad_scaler: torch.amp.GradScaler | None
-    checkpointer: Checkpointer
+    state: TrainingState
     start_iter: int
     best_metric: float | None
 
@@ -86,18 +82,11 @@ def prepare_training(cfg, device: torch.device, resume: bool = True) -> Training
     elif cfg.MODEL.PRETRAINED_MODEL_CKPT:
         load_model_weights(model, cfg.MODEL.PRETRAINED_MODEL_CKPT, key="MODEL.PRETRAINED_MODEL_CKPT")
         logger.info("Initialised the model from MODEL.PRETRAINED_MODEL_CKPT %s", cfg.MODEL.PRETRAINED_MODEL_CKPT)
-    model.to(device)
-    optimizer = make_optimizer(cfg, model)
-    scheduler = make_lr_scheduler(cfg, optimizer)
-    amp_dtype = amp_dtype_from_config(cfg.DTYPE)
-    grad_scaler = torch.amp.GradScaler(device.type) if amp_dtype == torch.float16 else None
-    checkpointer = Checkpointer(model, optimizer, scheduler, grad_scaler, cfg.OUTPUT_DIR,
-                                save_to_disk=is_main_process(), seed=cfg.SEED)
-    if not resume and checkpointer.has_checkpoint():
+    state = make_training_state(cfg, model.to(device), device)
+    if not resume and state.checkpointer.has_checkpoint():
         logger.warning("Not resuming (--no-resume): the checkpoints in %s will be overwritten", cfg.OUTPUT_DIR)
-    extra = checkpointer.resume_or_load(cfg.MODEL.WEIGHT, resume=resume)
-    return TrainingRun(model, optimizer, scheduler, grad_scaler, checkpointer, extra["iteration"],
-                       extra.get("best_metric"))
+    extra = state.checkpointer.resume_or_load(cfg.MODEL.WEIGHT, resume=resume)
+    return TrainingRun(model, state, extra["iteration"], extra.get("best_metric"))
 
 
 def relation_validator(cfg, distributed: bool, device: torch.device):

@@ -12,13 +12,15 @@ import logging
 import os
 import resource
 import time
-from typing import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Sequence
 
 import torch
 from torch import nn
 from torchvision.models.detection.image_list import ImageList
 from tqdm import tqdm
 
+from ..solver import make_lr_scheduler, make_optimizer
 from ..solver.lr_scheduler import WarmupReduceLROnPlateau
 from ..utils.comm import all_ranks_true, is_main_process, reduce_dict_mean
 from ..utils.logging import MetricLogger
@@ -49,6 +51,28 @@ def peak_memory_mb(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 1024.0 / 1024.0
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+@dataclass
+class TrainingState:
+    """What a training run keeps besides the model: SGD over the trainable parameters, the schedule, the
+    float16 grad scaler (None otherwise) and the checkpointer of OUTPUT_DIR."""
+
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    grad_scaler: torch.amp.GradScaler | None
+    checkpointer: Checkpointer
+
+
+def make_training_state(cfg, model: nn.Module, device: torch.device) -> TrainingState:
+    """SOLVER.* optimizer and schedule for ``model`` (already on ``device``), a GradScaler for DTYPE float16,
+    and a Checkpointer writing OUTPUT_DIR on rank 0."""
+    optimizer = make_optimizer(cfg, model)
+    scheduler = make_lr_scheduler(cfg, optimizer)
+    grad_scaler = torch.amp.GradScaler(device.type) if amp_dtype_from_config(cfg.DTYPE) == torch.float16 else None
+    checkpointer = Checkpointer(model, optimizer, scheduler, grad_scaler, cfg.OUTPUT_DIR,
+                                save_to_disk=is_main_process(), seed=cfg.SEED)
+    return TrainingState(optimizer, scheduler, grad_scaler, checkpointer)
 
 
 class Hook:

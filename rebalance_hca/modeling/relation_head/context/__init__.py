@@ -1,8 +1,8 @@
 """Context modules: per-object features from which pair representations are built (SPEC §3)."""
-from .attention import AttentionCell, FeedForward, MultiHeadAttention, PaddedLayout
+from .attention import AttentionCell, AttentionOptions, FeedForward, MultiHeadAttention, PaddedLayout
 from .hybrid_co_attention import HybridCoAttentionContext
 from .base import ContextInputs, ObjectContext
 from .transformer import TransformerContext
 
-__all__ = ["AttentionCell", "ContextInputs", "FeedForward", "HybridCoAttentionContext", "MultiHeadAttention",
+__all__ = ["AttentionCell", "AttentionOptions", "ContextInputs", "FeedForward", "HybridCoAttentionContext", "MultiHeadAttention",
            "ObjectContext", "PaddedLayout", "TransformerContext"]

@@ -17,6 +17,7 @@ one fused (k | v) layer, each block initialised as above: the same function with
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +25,20 @@ from torch import Tensor, nn
 
 ATTENTION_DROPOUT = 0.1
 """Dropout on the attention weights; SGB's ScaledDotProductAttention hard-codes 0.1."""
+
+
+@dataclass(frozen=True)
+class AttentionOptions:
+    """The sizes every cell of a context shares (SPEC §3.4; MODEL.ROI_RELATION_HEAD.TRANSFORMER.*): heads
+    (NUM_HEAD), key_dim / value_dim per head (KEY_DIM / VAL_DIM), the FFN's inner_dim (INNER_DIM), dropout on
+    the output projection and the FFN (DROPOUT_RATE) and attention_dropout on the attention weights."""
+
+    num_heads: int = 8
+    key_dim: int = 64
+    value_dim: int = 64
+    inner_dim: int = 2048
+    dropout: float = 0.1
+    attention_dropout: float = ATTENTION_DROPOUT
 
 
 class PaddedLayout:
@@ -148,12 +163,11 @@ class AttentionCell(nn.Module):
     forward(query (ΣN_b, d), layout, key_value (ΣN_b, d) or None) -> (ΣN_b, d).
     """
 
-    def __init__(self, d_model: int, num_heads: int, key_dim: int, value_dim: int, inner_dim: int,
-                 dropout: float, attention_dropout: float = ATTENTION_DROPOUT, self_attention: bool = True) -> None:
+    def __init__(self, d_model: int, options: AttentionOptions, self_attention: bool = True) -> None:
         super().__init__()
-        self.attention = MultiHeadAttention(d_model, num_heads, key_dim, value_dim, dropout, attention_dropout,
-                                            self_attention)
-        self.feed_forward = FeedForward(d_model, inner_dim, dropout)
+        self.attention = MultiHeadAttention(d_model, options.num_heads, options.key_dim, options.value_dim,
+                                            options.dropout, options.attention_dropout, self_attention)
+        self.feed_forward = FeedForward(d_model, options.inner_dim, options.dropout)
 
     def forward(self, query: Tensor, layout: PaddedLayout, key_value: Tensor | None = None) -> Tensor:
         return self.feed_forward(self.attention(query, layout, key_value))

@@ -22,19 +22,19 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .attention import ATTENTION_DROPOUT, AttentionCell, PaddedLayout
+from .attention import AttentionCell, AttentionOptions, PaddedLayout
 from .base import BOX_EMBED_DIM, ContextBase, ContextInputs, ObjectContext
 
 
 class CoAttentionLayer(nn.Module):
     """Four cells: self- and cross-attention for the textual and the visual stream."""
 
-    def __init__(self, **cell_options) -> None:
+    def __init__(self, d_model: int, options: AttentionOptions) -> None:
         super().__init__()
-        self.text_self = AttentionCell(self_attention=True, **cell_options)
-        self.text_cross = AttentionCell(self_attention=False, **cell_options)
-        self.visual_self = AttentionCell(self_attention=True, **cell_options)
-        self.visual_cross = AttentionCell(self_attention=False, **cell_options)
+        self.text_self = AttentionCell(d_model, options, self_attention=True)
+        self.text_cross = AttentionCell(d_model, options, self_attention=False)
+        self.visual_self = AttentionCell(d_model, options, self_attention=True)
+        self.visual_cross = AttentionCell(d_model, options, self_attention=False)
 
     def symmetric(self, visual: Tensor, text: Tensor, layout: PaddedLayout) -> tuple[Tensor, Tensor]:
         """(v, t) (ΣN, d) each -> (SA_vis(v) + CA_vis(v, t), SA_txt(t) + CA_txt(t, v)), both from the inputs."""
@@ -46,9 +46,9 @@ class CoAttentionLayer(nn.Module):
 class HybridObjectEncoder(nn.Module):
     """RB's SHA_Encoder: (V0, T0) (ΣN, d) -> object features (ΣN, d) = vca + vsa + tca + tsa."""
 
-    def __init__(self, num_layers: int, **cell_options) -> None:
+    def __init__(self, num_layers: int, d_model: int, options: AttentionOptions) -> None:
         super().__init__()
-        self.layers = nn.ModuleList([CoAttentionLayer(**cell_options) for _ in range(num_layers)])
+        self.layers = nn.ModuleList([CoAttentionLayer(d_model, options) for _ in range(num_layers)])
 
     def forward(self, visual: Tensor, text: Tensor, layout: PaddedLayout) -> Tensor:
         text_self, text_cross, visual_self, visual_cross = text, text, visual, visual
@@ -64,9 +64,9 @@ class HybridObjectEncoder(nn.Module):
 class HybridEdgeDecoder(nn.Module):
     """RB's SHA_Decoder: (v, t) (ΣN, d) -> edge context (ΣN, d) = v_L + t_L, symmetric layers."""
 
-    def __init__(self, num_layers: int, **cell_options) -> None:
+    def __init__(self, num_layers: int, d_model: int, options: AttentionOptions) -> None:
         super().__init__()
-        self.layers = nn.ModuleList([CoAttentionLayer(**cell_options) for _ in range(num_layers)])
+        self.layers = nn.ModuleList([CoAttentionLayer(d_model, options) for _ in range(num_layers)])
 
     def forward(self, visual: Tensor, text: Tensor, layout: PaddedLayout) -> Tensor:
         for layer in self.layers:
@@ -76,22 +76,19 @@ class HybridEdgeDecoder(nn.Module):
 
 class HybridCoAttentionContext(ContextBase):
     """The HCA context (see the module docstring). mode, object_vectors, hidden_dim (d), nms_threshold: see
-    ``ContextBase``; in_channels: D of the box features; attention options as in ``AttentionCell``.
+    ``ContextBase``; in_channels: D of the box features; obj_layers / rel_layers: OBJ_LAYER / REL_LAYER.
     forward(ContextInputs) -> ObjectContext with edge_context (ΣN, d).
     """
 
     def __init__(self, mode: str, object_vectors: Tensor, in_channels: int, hidden_dim: int, obj_layers: int,
-                 rel_layers: int, num_heads: int, key_dim: int, value_dim: int, inner_dim: int, dropout: float,
-                 nms_threshold: float, attention_dropout: float = ATTENTION_DROPOUT) -> None:
+                 rel_layers: int, attention: AttentionOptions, nms_threshold: float) -> None:
         super().__init__(mode, object_vectors, hidden_dim, nms_threshold)
-        cell_options = dict(d_model=hidden_dim, num_heads=num_heads, key_dim=key_dim, value_dim=value_dim,
-                            inner_dim=inner_dim, dropout=dropout, attention_dropout=attention_dropout)
         self.lin_obj_visual = nn.Linear(in_channels + BOX_EMBED_DIM, hidden_dim)
         self.lin_obj_textual = nn.Linear(self.embed_dim, hidden_dim)
-        self.encoder = HybridObjectEncoder(obj_layers, **cell_options)
+        self.encoder = HybridObjectEncoder(obj_layers, hidden_dim, attention)
         self.lin_edge_visual = nn.Linear(in_channels + hidden_dim, hidden_dim)
         self.lin_edge_textual = nn.Linear(self.embed_dim, hidden_dim)
-        self.decoder = HybridEdgeDecoder(rel_layers, **cell_options)
+        self.decoder = HybridEdgeDecoder(rel_layers, hidden_dim, attention)
 
     def forward(self, inputs: ContextInputs) -> ObjectContext:
         layout = PaddedLayout(inputs.num_objects, inputs.roi_features.device)

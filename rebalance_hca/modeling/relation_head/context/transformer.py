@@ -11,16 +11,16 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .attention import ATTENTION_DROPOUT, AttentionCell, PaddedLayout
+from .attention import AttentionCell, AttentionOptions, PaddedLayout
 from .base import BOX_EMBED_DIM, ContextBase, ContextInputs, ObjectContext
 
 
 class SelfAttentionEncoder(nn.Module):
     """``num_layers`` self-attention cells: (ΣN, d) -> (ΣN, d)."""
 
-    def __init__(self, num_layers: int, **cell_options) -> None:
+    def __init__(self, num_layers: int, d_model: int, options: AttentionOptions) -> None:
         super().__init__()
-        self.layers = nn.ModuleList([AttentionCell(self_attention=True, **cell_options) for _ in range(num_layers)])
+        self.layers = nn.ModuleList([AttentionCell(d_model, options) for _ in range(num_layers)])
 
     def forward(self, tokens: Tensor, layout: PaddedLayout) -> Tensor:
         for layer in self.layers:
@@ -35,15 +35,12 @@ class TransformerContext(ContextBase):
     """
 
     def __init__(self, mode: str, object_vectors: Tensor, in_channels: int, hidden_dim: int, obj_layers: int,
-                 rel_layers: int, num_heads: int, key_dim: int, value_dim: int, inner_dim: int, dropout: float,
-                 nms_threshold: float, attention_dropout: float = ATTENTION_DROPOUT) -> None:
+                 rel_layers: int, attention: AttentionOptions, nms_threshold: float) -> None:
         super().__init__(mode, object_vectors, hidden_dim, nms_threshold)
-        cell_options = dict(d_model=hidden_dim, num_heads=num_heads, key_dim=key_dim, value_dim=value_dim,
-                            inner_dim=inner_dim, dropout=dropout, attention_dropout=attention_dropout)
         self.lin_obj = nn.Linear(in_channels + self.embed_dim + BOX_EMBED_DIM, hidden_dim)
         self.lin_edge = nn.Linear(self.embed_dim + hidden_dim + in_channels, hidden_dim)
-        self.context_obj = SelfAttentionEncoder(obj_layers, **cell_options)
-        self.context_edge = SelfAttentionEncoder(rel_layers, **cell_options)
+        self.context_obj = SelfAttentionEncoder(obj_layers, hidden_dim, attention)
+        self.context_edge = SelfAttentionEncoder(rel_layers, hidden_dim, attention)
 
     def forward(self, inputs: ContextInputs) -> ObjectContext:
         layout = PaddedLayout(inputs.num_objects, inputs.roi_features.device)

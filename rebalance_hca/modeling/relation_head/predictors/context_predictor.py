@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from ..classifier import PairClassifier, xavier_linear
 from ..confusion import TRANSFER_MATRIX_FORMS, TRANSFER_MATRIX_KEY, transfer_matrix
-from ..context import ContextInputs, HybridCoAttentionContext, ObjectContext, TransformerContext
+from ..context import AttentionOptions, ContextInputs, HybridCoAttentionContext, ObjectContext, TransformerContext
 from .registry import PredictorParts, register_predictor
 
 CLEAN_CLASSIFIER = "clean_classifier"
@@ -85,11 +85,12 @@ def context_arguments(cfg, parts: PredictorParts) -> dict:
     if head.CONTEXT_HIDDEN_DIM % transformer.NUM_HEAD:
         raise ValueError(f"MODEL.ROI_RELATION_HEAD.CONTEXT_HIDDEN_DIM ({head.CONTEXT_HIDDEN_DIM}) must be divisible "
                          f"by MODEL.ROI_RELATION_HEAD.TRANSFORMER.NUM_HEAD ({transformer.NUM_HEAD})")
+    attention = AttentionOptions(num_heads=transformer.NUM_HEAD, key_dim=transformer.KEY_DIM,
+                                 value_dim=transformer.VAL_DIM, inner_dim=transformer.INNER_DIM,
+                                 dropout=transformer.DROPOUT_RATE)
     return dict(mode=parts.mode, object_vectors=parts.object_vectors, in_channels=parts.box_channels,
                 hidden_dim=head.CONTEXT_HIDDEN_DIM, obj_layers=transformer.OBJ_LAYER, rel_layers=transformer.REL_LAYER,
-                num_heads=transformer.NUM_HEAD, key_dim=transformer.KEY_DIM, value_dim=transformer.VAL_DIM,
-                inner_dim=transformer.INNER_DIM, dropout=transformer.DROPOUT_RATE,
-                nms_threshold=cfg.TEST.RELATION.LATER_NMS_PREDICTION_THRES)
+                attention=attention, nms_threshold=cfg.TEST.RELATION.LATER_NMS_PREDICTION_THRES)
 
 
 def _transfer(cfg, parts: PredictorParts) -> Tensor | None:
