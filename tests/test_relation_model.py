@@ -123,3 +123,21 @@ def test_confusion_matrix_of_the_wrong_shape_is_refused(tiny_synthvg, tmp_path):
                   str(tmp_path / "confusion.npy"))
     with pytest.raises(ValueError, match=r"MODEL.ROI_RELATION_HEAD.CONFUSION_MATRIX.*\(22, 22\)"):
         build_model(cfg)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_bfloat16_autocast_trains_and_predicts(tiny_synthvg, tmp_path, mode):
+    """DTYPE bfloat16 runs the head under torch.amp (here on the CPU): finite losses, gradients, predictions."""
+    cfg = _config(tiny_synthvg, tmp_path, mode, "MODEL.ROI_RELATION_HEAD.POOLING_ALL_LEVELS", "True")
+    torch.manual_seed(0)
+    model = build_model(cfg).train()
+    images, targets = _batch(cfg)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        losses = model(images, targets)
+    assert all(value.dtype == torch.float32 and torch.isfinite(value) for value in losses.values())
+    sum(losses.values()).backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+    model.eval()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        predictions = model(*_batch(cfg, "test"))
+    assert all(torch.isfinite(p["rel_scores"]).all() and p["rel_scores"].dtype == torch.float32 for p in predictions)

@@ -101,7 +101,7 @@ class UnionFeatureExtractor(nn.Module):
             return self.roi_pool(features, unions, image_sizes)
         rois = torch.cat([torch.cat([torch.full_like(image_unions[:, :1], index), image_unions], dim=1)
                           for index, image_unions in enumerate(unions)])
-        levels = [roi_align(features[name], rois.to(features[name].dtype), self.resolution, spatial_scale=scale,
+        levels = [roi_align(features[name], rois, self.resolution, spatial_scale=scale,
                             sampling_ratio=self.roi_pool.sampling_ratio, aligned=False)
                   for name, scale in zip(self.featmap_names, self.roi_pool.scales)]
         return self.reduce_channel(torch.cat(levels, dim=1))
