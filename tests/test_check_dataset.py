@@ -2,17 +2,16 @@
 decoded size, a missing GloVe file and a bad config are reported as the tool documents."""
 from __future__ import annotations
 
-import importlib.util
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
+from tool_loading import load_tool
 from rebalance_hca.config import load_config
 from rebalance_hca.data import build_dataset
 from rebalance_hca.data.synthetic import SynthVGOptions, write_synthvg
@@ -22,15 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFIG_FILE = str(ROOT / "configs" / "synthetic" / "relation_HCA_R18_FPN.yaml")
 
 
-def load_tool():
-    spec = importlib.util.spec_from_file_location("check_dataset", ROOT / "tools" / "check_dataset.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-check_dataset = load_tool()
+check_dataset = load_tool("check_dataset")
 
 
 @pytest.fixture(scope="module")

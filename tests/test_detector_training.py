@@ -7,13 +7,13 @@ untrained detector. The floors below are set well under that.
 """
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 
 import pytest
 import torch
 
+from tool_loading import load_tool
 from rebalance_hca.data.synthetic import SynthVGOptions, write_synthvg
 from rebalance_hca.engine.checkpoint import LAST_CHECKPOINT_FILE
 
@@ -25,15 +25,7 @@ LOG_LINE = re.compile(r"eta: \d+:\d\d:\d\d  iter: (\d+)  loss: ([\d.]+) \(([\d.]
                       r"  lr: \d+\.\d{6}  max mem: \d+$")
 
 
-def _load_tool():
-    spec = importlib.util.spec_from_file_location("detector_pretrain_net",
-                                                  os.path.join(ROOT, "tools", "detector_pretrain_net.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-TOOL = _load_tool()
+TOOL = load_tool("detector_pretrain_net")
 
 
 @pytest.fixture(scope="module")

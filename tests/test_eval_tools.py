@@ -1,7 +1,6 @@
 """tools/evaluate_predictions.py and tools/compute_zeroshot_triplets.py on a small SynthVG."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -11,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from tool_loading import load_tool
 from rebalance_hca.config import load_config
 from rebalance_hca.data import build_dataset
 from rebalance_hca.evaluation import SGGEvaluator, save_predictions
@@ -18,13 +18,6 @@ from rebalance_hca.evaluation import SGGEvaluator, save_predictions
 ROOT = Path(__file__).resolve().parents[1]
 PREDCLS = ["MODEL.RELATION_ON", "True", "MODEL.ROI_RELATION_HEAD.USE_GT_BOX", "True",
            "MODEL.ROI_RELATION_HEAD.USE_GT_OBJECT_LABEL", "True", "DATASETS.NUM_VAL_IM", "10"]
-
-
-def load_tool(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 a 2-process gloo test, exact resume after SIGKILL, a non-finite loss, and bad configuration."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
@@ -15,6 +14,7 @@ import pytest
 import torch
 
 from relation_testing import ROOT, SYNTHETIC_HCA_CONFIG, TINY_RELATION_OPTS, mode_opts
+from tool_loading import load_tool
 from rebalance_hca.engine.checkpoint import LAST_CHECKPOINT_FILE
 from rebalance_hca.utils.cli import UserInputError
 
@@ -22,17 +22,9 @@ TEST_DATASET = "VG_stanford_filtered_with_attribute_test"
 PYTHON = sys.executable
 
 
-def _load_tool(name: str):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "tools", f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-TRAIN = _load_tool("relation_train_net")
-TEST = _load_tool("relation_test_net")
-CONFUSION = _load_tool("compute_confusion_matrix")
+TRAIN = load_tool("relation_train_net")
+TEST = load_tool("relation_test_net")
+CONFUSION = load_tool("compute_confusion_matrix")
 
 
 def _args(data_dir: str, output_dir: str, *overrides: str) -> list[str]:

@@ -1,7 +1,6 @@
 """SynthVG: reproducible files, VG150 layout, loader round trip, relation rules, long tail and annotation bias."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -11,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from tool_loading import load_tool
 from rebalance_hca.data import synthetic
 from rebalance_hca.data.glove import embedding_for_names, parse_glove_text
 from rebalance_hca.data.synthetic import (
@@ -332,11 +332,7 @@ def test_vg_scale_arrays_have_vg150_sizes():
 
 
 def test_cli_rejects_inconsistent_options(capsys):
-    path = os.path.join(os.path.dirname(os.path.dirname(__file__)), "tools", "make_synthetic_vg.py")
-    spec = importlib.util.spec_from_file_location("make_synthetic_vg", path)
-    cli = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cli)
-    parse_args = cli.parse_args
+    parse_args = load_tool("make_synthetic_vg").parse_args
 
     with pytest.raises(SystemExit):
         parse_args(["--vg-scale"])

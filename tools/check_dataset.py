@@ -128,19 +128,10 @@ def check_statistics(cfg) -> list[str]:
             f"{int(statistics.fg_matrix[:, :, 1:].sum())} relations counted, cache in {cfg.OUTPUT_DIR}"]
 
 
-def with_clean_classifier(cfg, on: bool):
-    """A frozen copy of ``cfg`` with MODEL.ROI_RELATION_HEAD.WITH_CLEAN_CLASSIFIER set to ``on``."""
-    variant = cfg.clone()
-    variant.defrost()
-    variant.MODEL.ROI_RELATION_HEAD.WITH_CLEAN_CLASSIFIER = on
-    variant.freeze()
-    return variant
-
-
 def check_rebalanced_split(cfg) -> list[str]:
     """The stage-2 train split beside the stage-1 one: sizes, and the capped top-K predicates' counts."""
-    stage2 = build_dataset(with_clean_classifier(cfg, True), "train", with_transforms=False)
-    stage1 = build_dataset(with_clean_classifier(cfg, False), "train", with_transforms=False)
+    stage2 = build_dataset(cfg, "train", with_transforms=False, rebalance=True)
+    stage1 = build_dataset(cfg, "train", with_transforms=False, rebalance=False)
     spec = rebalance_spec(cfg, DatasetCatalog.get(dataset_name(cfg, "train"), cfg.DATASETS.DATA_DIR).dict_file)
     before, after = predicate_counts(stage1), predicate_counts(stage2)
     lines = [f"stage-2 train split (top {spec.top_k} predicates capped at {spec.max_instances} relations each): "

@@ -24,9 +24,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--split", default="test", choices=("val", "test"))
     parser.add_argument("opts", nargs="*", default=[], help="config overrides as KEY VALUE pairs")
     args = parser.parse_args(argv)
+    cfg = load_config(args.config_file or None, args.opts)
     # the train split as in stage 1: without stage-2 rebalancing, whatever the config trains
-    cfg = load_config(args.config_file or None, [*args.opts, "MODEL.ROI_RELATION_HEAD.WITH_CLEAN_CLASSIFIER", "False"])
-    triplets = zeroshot_triplets_from_datasets(build_dataset(cfg, "train", with_transforms=False),
+    triplets = zeroshot_triplets_from_datasets(build_dataset(cfg, "train", with_transforms=False, rebalance=False),
                                                build_dataset(cfg, args.split, with_transforms=False))
     save_zeroshot_triplets(args.output, triplets)
     print(f"wrote {len(triplets)} zero-shot triplets to {args.output}")

@@ -46,16 +46,19 @@ def rebalance_spec(cfg, dict_file: str) -> RebalanceSpec:
                          top_k=options.TOP_K_PREDICATES, max_instances=options.MAX_INSTANCES)
 
 
-def build_dataset(cfg, mode: str, with_transforms: bool = True, augment: bool | None = None) -> VGDataset:
+def build_dataset(cfg, mode: str, with_transforms: bool = True, augment: bool | None = None,
+                  rebalance: bool | None = None) -> VGDataset:
     """The VG150-format split for ``mode``, with SGB's filters as the config implies (SPEC §1.2, §6.3).
 
-    The train split is rebalanced when MODEL.ROI_RELATION_HEAD.WITH_CLEAN_CLASSIFIER is on (stage 2).
+    rebalance: the stage-2 rebalanced train split; by default when MODEL.ROI_RELATION_HEAD.WITH_CLEAN_CLASSIFIER
+    is on (stage 2). False gives stage 1's full train split whatever the stage (statistics, confusion matrix).
     augment: the training transforms (random resize, flips, jitter) instead of the test ones; by default
     for mode "train" only (inference over the train split, e.g. for the confusion matrix, passes False).
     """
     paths = DatasetCatalog.get(dataset_name(cfg, mode), cfg.DATASETS.DATA_DIR)
     head = cfg.MODEL.ROI_RELATION_HEAD
     is_train_split = paths.split == "train"
+    rebalanced = head.WITH_CLEAN_CLASSIFIER if rebalance is None else rebalance
     return VGDataset(
         split=paths.split,
         img_dir=paths.img_dir,
@@ -67,7 +70,7 @@ def build_dataset(cfg, mode: str, with_transforms: bool = True, augment: bool | 
         and head.REQUIRE_BOX_OVERLAP,
         filter_duplicate_rels=cfg.DATASETS.FILTER_DUPLICATE_RELS,
         num_val_im=cfg.DATASETS.NUM_VAL_IM,
-        rebalance=rebalance_spec(cfg, paths.dict_file) if is_train_split and head.WITH_CLEAN_CLASSIFIER else None,
+        rebalance=rebalance_spec(cfg, paths.dict_file) if is_train_split and rebalanced else None,
         transforms=build_transforms(cfg, is_train=mode == "train" if augment is None else augment)
         if with_transforms else None,
     )

@@ -100,11 +100,7 @@ def train_split_statistics(cfg, split_triplets: np.ndarray, split: str, num_pred
     """(zero-shot triplets (T, 3), train predicate counts (P,)) from ``cfg``'s train split without stage-2
     rebalancing: the split's triplets absent from training (or ``zeroshot_file``, e.g. SGB's
     ``zeroshot_triplet.pytorch``), and the counts that define head/body/tail."""
-    train_cfg = cfg.clone()
-    train_cfg.defrost()
-    train_cfg.MODEL.ROI_RELATION_HEAD.WITH_CLEAN_CLASSIFIER = False
-    train_cfg.freeze()
-    train_triplets = build_dataset(train_cfg, "train", with_transforms=False).relation_triplets()
+    train_triplets = build_dataset(cfg, "train", with_transforms=False, rebalance=False).relation_triplets()
     if zeroshot_file:
         zeroshot = load_zeroshot_triplets(zeroshot_file)
     else:

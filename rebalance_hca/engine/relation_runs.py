@@ -194,12 +194,8 @@ def confusion_matrix_of_train_split(cfg, model: nn.Module, device: torch.device,
     if mode == "sgdet":
         raise UserInputError("the confusion matrix needs GT boxes (predcls or sgcls): SGDet pairs do not index "
                              "the GT objects")
-    train_cfg = cfg.clone()
-    train_cfg.defrost()
-    train_cfg.MODEL.ROI_RELATION_HEAD.WITH_CLEAN_CLASSIFIER = False
-    train_cfg.freeze()
-    dataset = build_dataset(train_cfg, "train", augment=False)
-    loader = make_data_loader(train_cfg, mode="test", is_distributed=distributed, dataset=dataset)
+    dataset = build_dataset(cfg, "train", augment=False, rebalance=False)
+    loader = make_data_loader(cfg, mode="test", is_distributed=distributed, dataset=dataset)
     num_predicates = cfg.MODEL.ROI_RELATION_HEAD.NUM_CLASSES
     predictions = predict_split(model, loader, device, amp_dtype_from_config(cfg.DTYPE), mode, num_predicates,
                                 description="confusion matrix over the train split")
