@@ -57,6 +57,9 @@ def build_relation_head(cfg, detector: SceneGraphDetector, mode: str, object_vec
     predicate_counts (P,): training counts for the class-balanced loss.
     """
     roi_heads = detector.roi_heads
+    if cfg.TEST.RELATION.REQUIRE_OVERLAP:
+        raise ValueError("TEST.RELATION.REQUIRE_OVERLAP True is not supported: test pairs are every ordered pair "
+                         "(False in every SGB / RB config)")
     if cfg.MODEL.ROI_RELATION_HEAD.FEATURE_EXTRACTOR != "RelationFeatureExtractor":
         raise ValueError(f"MODEL.ROI_RELATION_HEAD.FEATURE_EXTRACTOR {cfg.MODEL.ROI_RELATION_HEAD.FEATURE_EXTRACTOR!r} "
                          "is not supported; use 'RelationFeatureExtractor'")
