@@ -8,13 +8,14 @@ from .confusion import PredicateConfusionMatrix, predicate_confusion_matrix
 from .detection import compute_detection_map
 from .evaluate import detection_inputs, evaluate_predictions
 from .predictions_io import load_predictions, save_predictions
+from .oi import OIEvaluator, compact_oi_prediction, oi_candidates
 from .report import format_sgb_report, plot_per_predicate_recall, save_results_json, write_report_files
 from .sgg import SGGEvaluator, predicate_groups
 from .zeroshot import (compute_zeroshot_triplets, load_zeroshot_triplets, save_zeroshot_triplets,
                        zeroshot_triplets_from_datasets)
 
 __all__ = [
-    "SGGEvaluator", "PredicateConfusionMatrix", "compact_prediction", "compute_detection_map",
+    "OIEvaluator", "SGGEvaluator", "PredicateConfusionMatrix", "compact_oi_prediction", "oi_candidates", "compact_prediction", "compute_detection_map",
     "compute_zeroshot_triplets", "detection_inputs", "evaluate_predictions", "evaluation_mode",
     "format_sgb_report", "load_predictions", "load_zeroshot_triplets", "plot_per_predicate_recall",
     "predicate_confusion_matrix", "predicate_groups", "save_predictions", "save_results_json",
