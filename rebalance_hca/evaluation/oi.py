@@ -74,16 +74,24 @@ def oi_candidates(prediction: Mapping[str, Any], groundtruth: GroundTruthImage |
         raise ValueError(f"{where}: field 'rel_scores' has non-finite values")
     if not np.all(np.isfinite(scores)):
         raise ValueError(f"{where}: field 'scores' has non-finite values")
-    per_pair = min(PREDICATES_PER_PAIR, foreground.shape[1])
-    top_predicates = np.argsort(-foreground, axis=1, kind="stable")[:, :per_pair]
-    products = (scores[pairs[:, 0]] * scores[pairs[:, 1]])[:, None] \
-        * np.take_along_axis(foreground, top_predicates, axis=1)
+    pair_scores = scores[pairs[:, 0]] * scores[pairs[:, 1]]
+    # Only pairs whose best entry is among the 100 best pair-best entries can place an entry in the top
+    # 100 (a pair's best entry precedes its second); their top predicates are found by repeated argmax.
+    best = foreground.argmax(axis=1)
+    kept = _top_candidates(pair_scores * foreground[np.arange(len(pairs)), best])
+    remaining = foreground[kept]
+    top_predicates = [best[kept]]
+    for _ in range(1, min(PREDICATES_PER_PAIR, foreground.shape[1])):
+        remaining[np.arange(len(kept)), top_predicates[-1]] = -np.inf
+        top_predicates.append(remaining.argmax(axis=1))
+    top_predicates = np.stack(top_predicates, axis=1)  # (c, 1 or 2), first maximum on ties
+    products = pair_scores[kept, None] * np.take_along_axis(foreground[kept], top_predicates, axis=1)
     flat = products.ravel()
     entries = _top_candidates(flat)
     order = entries[np.argsort(-flat[entries], kind="stable")[:TOP_CANDIDATES]]
     order = order[flat[order] > MIN_CANDIDATE_SCORE]
-    rows, columns = np.divmod(order, per_pair)
-    triplets = np.column_stack([pairs[rows], top_predicates[rows, columns] + 1]).astype(np.int64)
+    rows, columns = np.divmod(order, top_predicates.shape[1])
+    triplets = np.column_stack([pairs[kept[rows]], top_predicates[rows, columns] + 1]).astype(np.int64)
     return {"oi_triplets": triplets, "oi_scores": flat[order]}
 
 
