@@ -13,14 +13,16 @@ import os
 
 import numpy as np
 import pytest
+import torch
 
 from eval_random_inputs import numpy_image
-from relation_testing import SYNTHETIC_HCA_CONFIG, TINY_RELATION_OPTS, mode_opts
+from relation_testing import SYNTHETIC_HCA_CONFIG, TINY_RELATION_OPTS, mode_opts, tiny_relation_config
 from tool_loading import load_tool
 from rebalance_hca.engine import relation_runs
 from rebalance_hca.engine.relation_inference import evaluate_split
 from rebalance_hca.evaluation import (OIEvaluator, compact_prediction, evaluation_protocol, format_oi_report,
                                       save_predictions, write_oi_report_files)
+from rebalance_hca.modeling import build_model
 
 OI_TEST = "openimage_v6_test"
 
@@ -74,7 +76,8 @@ def hand_results() -> dict:
             "AP_rel_per_predicate": [0.5, 1.0, 0.0], "AP_phr_per_predicate": [0.25, 0.0, 0.0],
             "mAP_rel": 0.5, "wmAP_rel": 0.625, "mAP_phr": 0.25 / 3, "wmAP_phr": 0.1875,
             "R@50": 0.75, "R@100": 1.0, "R@50_per_image": 0.5, "R@100_per_image": 0.625,
-            "final_score": 0.2 * 0.75 + 0.4 * 0.5 + 0.4 * 0.25 / 3, "score_wtd": 0.2 * 0.75 + 0.4 * 0.625 + 0.4 * 0.1875}
+            "final_score": 0.2 * 0.75 + 0.4 * 0.5 + 0.4 * 0.25 / 3,
+            "score_wtd": 0.2 * 0.75 + 0.4 * 0.625 + 0.4 * 0.1875}
 
 
 def test_report_lines_are_pysggs():
@@ -162,3 +165,16 @@ def test_evaluate_predictions_refuses_a_file_without_oi_candidates(tiny_synthvg,
     save_predictions(path, [compact_prediction(prediction, empty, "predcls", 22)], "predcls", 22)
     with pytest.raises(SystemExit, match="no Open Images candidates"):
         tool.main(["--predictions", str(path), *_args(tiny_synthvg, str(tmp_path))])
+
+
+def test_validation_on_an_openimage_split_returns_score_wtd(tiny_synthvg, tmp_path, monkeypatch, caplog):
+    real_name = relation_runs.dataset_name
+    monkeypatch.setattr(relation_runs, "dataset_name",
+                        lambda cfg, mode: "openimage_v6_val" if mode == "val" else real_name(cfg, mode))
+    cfg = tiny_relation_config(tiny_synthvg, str(tmp_path), "predcls", "MODEL.ROI_RELATION_HEAD.PREDICTOR",
+                               "FrequencyBaselinePredictor")
+    validate = relation_runs.relation_validator(cfg, distributed=False, device=torch.device("cpu"))
+    caplog.set_level("INFO")
+    metric = validate(build_model(cfg))
+    assert 0 < metric < 1
+    assert f"Validation score_wtd {metric:.4f}  R@50 " in caplog.text

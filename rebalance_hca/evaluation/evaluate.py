@@ -15,12 +15,10 @@ from .sgg import SGGEvaluator
 
 __all__ = ["evaluate_predictions", "evaluate_oi_predictions", "evaluation_protocol", "detection_inputs"]
 
-PROTOCOLS = ("vg", "oi")
-
 
 def evaluation_protocol(dataset_name: str) -> str:
-    """"oi" (PySGG's Open Images protocol) for a dataset whose catalog name starts with "openimage"
-    (openimage_v6_test, ...), "vg" (SGB's) otherwise."""
+    """The evaluation protocol of a dataset, from its catalog name alone: "oi" (PySGG's Open Images one)
+    for a name starting with "openimage" (openimage_v6_test, ...), "vg" (SGB's) otherwise."""
     return "oi" if dataset_name.startswith("openimage") else "vg"
 
 

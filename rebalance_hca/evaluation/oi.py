@@ -20,7 +20,7 @@ import numpy as np
 
 from ..structures.boxes import paired_iou_legacy, union_boxes
 from ._arrays import check_length, check_range, get_array
-from .compaction import MODES, _object_fields, _top_candidates, compact_prediction, is_compact, ranked_pairs
+from .compaction import MODES, compact_prediction, is_compact, object_fields, ranked_pairs, top_candidates
 from .groundtruth import GroundTruthImage, prepare_groundtruth, triplet_keys
 from .sgg import SGGEvaluator
 
@@ -62,7 +62,7 @@ def oi_candidates(prediction: Mapping[str, Any], groundtruth: GroundTruthImage |
     """
     if not isinstance(groundtruth, GroundTruthImage):
         groundtruth = prepare_groundtruth(groundtruth, num_predicates, f"groundtruth for {where}")
-    _, labels, scores = _object_fields(prediction, mode, where)
+    _, labels, scores = object_fields(prediction, mode, where)
     if mode == "predcls" and len(labels) == 0:
         scores = np.ones(len(groundtruth.labels), dtype=np.float32)
     pairs, rel_scores = ranked_pairs(prediction, num_predicates, len(scores), where)
@@ -78,7 +78,7 @@ def oi_candidates(prediction: Mapping[str, Any], groundtruth: GroundTruthImage |
     # Only pairs whose best entry is among the 100 best pair-best entries can place an entry in the top
     # 100 (a pair's best entry precedes its second); their top predicates are found by repeated argmax.
     best = foreground.argmax(axis=1)
-    kept = _top_candidates(pair_scores * foreground[np.arange(len(pairs)), best])
+    kept = top_candidates(pair_scores * foreground[np.arange(len(pairs)), best])
     remaining = foreground[kept]
     top_predicates = [best[kept]]
     for _ in range(1, min(PREDICATES_PER_PAIR, foreground.shape[1])):
@@ -87,7 +87,7 @@ def oi_candidates(prediction: Mapping[str, Any], groundtruth: GroundTruthImage |
     top_predicates = np.stack(top_predicates, axis=1)  # (c, 1 or 2), first maximum on ties
     products = pair_scores[kept, None] * np.take_along_axis(foreground[kept], top_predicates, axis=1)
     flat = products.ravel()
-    entries = _top_candidates(flat)
+    entries = top_candidates(flat)
     order = entries[np.argsort(-flat[entries], kind="stable")[:TOP_CANDIDATES]]
     order = order[flat[order] > MIN_CANDIDATE_SCORE]
     rows, columns = np.divmod(order, top_predicates.shape[1])
@@ -342,7 +342,7 @@ def _candidate_objects(prediction: Mapping[str, Any], gt: GroundTruthImage, mode
                        where: str) -> tuple[np.ndarray, np.ndarray]:
     """Boxes (k, 4) float32 and labels (k,) the candidates index: the prediction's, or in PredCls without
     object fields the GT's."""
-    boxes, labels, _ = _object_fields(prediction, mode, where)
+    boxes, labels, _ = object_fields(prediction, mode, where)
     if mode == "predcls" and len(labels) == 0:
         return gt.boxes, gt.labels
     return boxes, labels
