@@ -11,6 +11,10 @@ config, so the same indices, as the run that wrote the file); the ground truth i
 the head/body/tail groups use the train split's predicate counts (without stage-2 rebalancing).
 Writes ``<split>_report.txt``, ``<split>_results.json`` and ``<split>_per_predicate_recall.png`` to
 ``--output-dir`` (default: the predictions file's folder).
+
+A split of an Open Images dataset (catalog name starting with "openimage") is evaluated with PySGG's OI
+protocol instead (docs/evaluation.md): PySGG's OI report, ``<split>_results.json`` and
+``<split>_per_predicate_ap.png``; the file must hold OI candidates (written by a test run on that split).
 """
 from __future__ import annotations
 
@@ -22,8 +26,12 @@ from typing import Sequence
 
 from rebalance_hca.config import load_config
 from rebalance_hca.data import build_dataset
+from rebalance_hca.data.build import dataset_name
 from rebalance_hca.engine.relation_inference import groundtruth_for_evaluation, train_split_statistics
-from rebalance_hca.evaluation import evaluate_predictions, evaluation_mode, load_predictions, write_report_files
+from rebalance_hca.evaluation import (evaluate_oi_predictions, evaluate_predictions, evaluation_mode,
+                                      evaluation_protocol, load_predictions, write_oi_report_files,
+                                      write_report_files)
+from rebalance_hca.evaluation.oi import is_oi_compact
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -60,16 +68,30 @@ def main(argv: Sequence[str] | None = None) -> dict:
     num_predicates = len(dataset.ind_to_predicates)
     if saved["num_predicates"] != num_predicates:
         raise SystemExit(f"{args.predictions}: {saved['num_predicates']} predicates, the dataset has {num_predicates}")
+    groundtruths = [groundtruth_for_evaluation(dataset, int(index)) for index in image_ids]
+    output_dir = args.output_dir or os.path.dirname(os.path.abspath(args.predictions))
+    if evaluation_protocol(dataset_name(cfg, args.split)) == "oi":
+        if not all(is_oi_compact(prediction) for prediction in saved["predictions"]):
+            raise SystemExit(f"{args.predictions}: no Open Images candidates ('oi_triplets'), which the OI protocol "
+                             f"of {dataset_name(cfg, args.split)} needs; write the file with "
+                             f"tools/relation_test_net.py on this split")
+        evaluation = evaluate_oi_predictions(
+            groundtruths, saved["predictions"], saved["mode"], dataset.ind_to_predicates,
+            class_names=dataset.ind_to_classes, image_ids=image_ids,
+            iou_threshold=cfg.TEST.RELATION.IOU_THRESHOLD, with_detection=not args.no_detection)
+        print(evaluation["report"], end="")
+        paths = write_oi_report_files(output_dir, args.split, evaluation, dataset.ind_to_predicates,
+                                      extra={"split": args.split, "predictions": os.path.abspath(args.predictions)})
+        print("wrote " + ", ".join(paths.values()))
+        return evaluation
     zeroshot, predicate_counts = train_split_statistics(cfg, dataset.relation_triplets(), args.split, num_predicates,
                                                         args.zeroshot_triplets)
-    groundtruths = [groundtruth_for_evaluation(dataset, int(index)) for index in image_ids]
     evaluation = evaluate_predictions(
         groundtruths, saved["predictions"], saved["mode"], dataset.ind_to_predicates,
         class_names=dataset.ind_to_classes, image_ids=image_ids, zeroshot_triplets=zeroshot,
         predicate_counts=predicate_counts, iou_threshold=cfg.TEST.RELATION.IOU_THRESHOLD,
         with_detection=not args.no_detection)
     print(evaluation["report"], end="")
-    output_dir = args.output_dir or os.path.dirname(os.path.abspath(args.predictions))
     paths = write_report_files(output_dir, args.split, evaluation, dataset.ind_to_predicates, predicate_counts,
                                extra={"split": args.split, "predictions": os.path.abspath(args.predictions),
                                       "num_zeroshot_triplets": int(len(zeroshot))})

@@ -17,8 +17,9 @@ from torch import nn
 from tqdm import tqdm
 
 from ..data import build_dataset
-from ..evaluation import (compact_prediction, compute_zeroshot_triplets, evaluate_predictions, load_predictions,
-                          load_zeroshot_triplets, save_predictions)
+from ..evaluation import (compact_oi_prediction, compact_prediction, compute_zeroshot_triplets,
+                          evaluate_oi_predictions, evaluate_predictions, load_predictions, load_zeroshot_triplets,
+                          save_predictions)
 from ..utils.comm import gather_to_main, is_main_process
 from ..utils.seed import derived_seed, seeded_global_generators
 from .checkpoint import unwrap_model
@@ -70,9 +71,12 @@ def to_evaluation_frame(prediction: Mapping[str, torch.Tensor], image_size: tupl
 
 @torch.no_grad()
 def predict_split(model: nn.Module, data_loader, device: torch.device, amp_dtype: torch.dtype | None,
-                  mode: str, num_predicates: int, description: str = "relation inference") -> dict[int, dict] | None:
+                  mode: str, num_predicates: int, description: str = "relation inference",
+                  protocol: str = "vg") -> dict[int, dict] | None:
     """Compact predictions of every image of ``data_loader.dataset`` keyed by dataset index, on rank 0
-    (None on the other ranks). The model is put in eval mode."""
+    (None on the other ranks); with ``protocol`` "oi" in the OI compact form (with the Open Images
+    candidates). The model is put in eval mode."""
+    compact = compact_oi_prediction if protocol == "oi" else compact_prediction
     model = unwrap_model(model).eval()
     dataset = data_loader.dataset
     mine: dict[int, dict] = {}
@@ -84,8 +88,8 @@ def predict_split(model: nn.Module, data_loader, device: torch.device, amp_dtype
         for index, prediction, size in zip(indices, predictions, images.image_sizes):
             groundtruth = groundtruth_for_evaluation(dataset, int(index))
             full = to_evaluation_frame(prediction, size, dataset.get_img_info(int(index)), groundtruth, mode)
-            mine[int(index)] = compact_prediction(full, groundtruth, mode, num_predicates, MAX_K,
-                                                  where=f"prediction of image {int(index)}")
+            mine[int(index)] = compact(full, groundtruth, mode, num_predicates, MAX_K,
+                                       where=f"prediction of image {int(index)}")
     gathered = gather_to_main(mine)
     if gathered is None:
         return None
@@ -111,15 +115,22 @@ def train_split_statistics(cfg, split_triplets: np.ndarray, split: str, num_pred
 
 def evaluate_split(dataset, predictions: Mapping[int, dict], mode: str, zeroshot: np.ndarray | None,
                    predicate_counts: np.ndarray | None, iou_threshold: float = 0.5,
-                   with_detection: bool = True) -> dict:
-    """SGB's evaluation (``evaluate_predictions``) of compact predictions keyed by dataset index."""
+                   with_detection: bool = True, protocol: str = "vg") -> dict:
+    """The evaluation of compact predictions keyed by dataset index: SGB's (``evaluate_predictions``) for
+    protocol "vg", PySGG's Open Images one (``evaluate_oi_predictions``, which uses neither ``zeroshot``
+    nor ``predicate_counts``) for "oi"."""
     missing = sorted(set(range(len(dataset))) - set(predictions))
     if missing:
         raise ValueError(f"predictions lack {len(missing)} image(s) of the split, e.g. indices {missing[:5]}")
     image_ids = sorted(predictions)
+    groundtruths = [groundtruth_for_evaluation(dataset, index) for index in image_ids]
+    if protocol == "oi":
+        return evaluate_oi_predictions(groundtruths, [predictions[index] for index in image_ids], mode,
+                                       dataset.ind_to_predicates, class_names=dataset.ind_to_classes,
+                                       image_ids=image_ids, iou_threshold=iou_threshold,
+                                       with_detection=with_detection)
     return evaluate_predictions(
-        [groundtruth_for_evaluation(dataset, index) for index in image_ids],
-        [predictions[index] for index in image_ids], mode, dataset.ind_to_predicates,
+        groundtruths, [predictions[index] for index in image_ids], mode, dataset.ind_to_predicates,
         class_names=dataset.ind_to_classes, image_ids=image_ids, zeroshot_triplets=zeroshot,
         predicate_counts=predicate_counts, iou_threshold=iou_threshold, with_detection=with_detection)
 

@@ -17,7 +17,7 @@ from torch import nn
 
 from ..data import make_data_loader
 from ..data.build import build_dataset, dataset_name
-from ..evaluation import PredicateConfusionMatrix, write_report_files
+from ..evaluation import PredicateConfusionMatrix, evaluation_protocol, write_oi_report_files, write_report_files
 from ..modeling import build_model, relation_mode
 from ..utils.cli import UserInputError
 from ..utils.comm import broadcast_object, is_main_process
@@ -90,8 +90,9 @@ def prepare_training(cfg, device: torch.device, resume: bool = True) -> Training
 
 
 def relation_validator(cfg, distributed: bool, device: torch.device):
-    """validator(model) -> graph-constrained mean R@100 on DATASETS.VAL on every rank (SGB's metric); the
-    loader is built on first use. mR@100 is logged beside it."""
+    """validator(model) -> the validation metric on DATASETS.VAL on every rank: graph-constrained mean
+    R@100 (SGB's), or for an Open Images dataset PySGG's score_wtd; the loader is built on first use.
+    mR@100 (OI: R@50 and mR@50) is logged beside it."""
     loaders = {}
     mode = relation_mode(cfg)
 
@@ -99,14 +100,24 @@ def relation_validator(cfg, distributed: bool, device: torch.device):
         if "val" not in loaders:
             loaders["val"] = make_data_loader(cfg, mode="val", is_distributed=distributed)
         loader = loaders["val"]
+        protocol = evaluation_protocol(dataset_name(cfg, "val"))
         predictions = predict_split(model, loader, device, amp_dtype_from_config(cfg.DTYPE), mode,
-                                    cfg.MODEL.ROI_RELATION_HEAD.NUM_CLASSES, description="validation")
+                                    cfg.MODEL.ROI_RELATION_HEAD.NUM_CLASSES, description="validation",
+                                    protocol=protocol)
         metric = None
         if predictions is not None:
-            results = evaluate_split(loader.dataset, predictions, mode, zeroshot=None, predicate_counts=None,
-                                     iou_threshold=cfg.TEST.RELATION.IOU_THRESHOLD, with_detection=False)["sgg"]
-            logger.info("Validation R@100 %.4f  mR@100 %.4f", results["R@100"], results["mR@100"])
-            metric = results["R@100"]
+            evaluation = evaluate_split(loader.dataset, predictions, mode, zeroshot=None, predicate_counts=None,
+                                        iou_threshold=cfg.TEST.RELATION.IOU_THRESHOLD, with_detection=False,
+                                        protocol=protocol)
+            if protocol == "oi":
+                results = evaluation["oi"]
+                logger.info("Validation score_wtd %.4f  R@50 %.4f  mR@50 %.4f", results["score_wtd"],
+                            results["R@50"], results["mR@50"])
+                metric = results["score_wtd"]
+            else:
+                results = evaluation["sgg"]
+                logger.info("Validation R@100 %.4f  mR@100 %.4f", results["R@100"], results["mR@100"])
+                metric = results["R@100"]
         return broadcast_object(metric)
 
     return validate
@@ -141,7 +152,9 @@ def prediction_metadata(cfg, weights: str, split: str, dataset_size: int) -> dic
     """What a predictions file was computed from; a cached file is reused only when all of it matches."""
     relevant = {section: cfg[section] for section in PREDICTION_SECTIONS}
     config_digest = hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()
-    return {"split": split, "dataset": dataset_name(cfg, split), "dataset_size": dataset_size,
+    name = dataset_name(cfg, split)
+    return {"split": split, "dataset": name, "evaluation_protocol": evaluation_protocol(name),
+            "dataset_size": dataset_size,
             "mode": relation_mode(cfg), "predictor": cfg.MODEL.ROI_RELATION_HEAD.PREDICTOR,
             "weights": _file_fingerprint(weights),
             "confusion_matrix": _file_fingerprint(cfg.MODEL.ROI_RELATION_HEAD.CONFUSION_MATRIX),
@@ -151,10 +164,12 @@ def prediction_metadata(cfg, weights: str, split: str, dataset_size: int) -> dic
 def test_relation_model(cfg, model: nn.Module, device: torch.device, distributed: bool, weights: str,
                         zeroshot_file: str | None = None) -> dict:
     """Test on DATASETS.TEST (DATASETS.VAL with TEST.VAL_FLAG): predictions file, SGB report (printed and
-    logged), results JSON and per-predicate recall PNG in OUTPUT_DIR/inference/<dataset>/. Reuses a cached
-    predictions file of the same weights, data and config with TEST.ALLOW_LOAD_FROM_CACHE. Returns the
-    evaluation dict on rank 0 and {} elsewhere."""
+    logged), results JSON and per-predicate recall PNG in OUTPUT_DIR/inference/<dataset>/; for an Open
+    Images dataset PySGG's OI report and a per-predicate AP PNG instead. Reuses a cached predictions file
+    of the same weights, data and config with TEST.ALLOW_LOAD_FROM_CACHE. Returns the evaluation dict on
+    rank 0 and {} elsewhere."""
     split = "val" if cfg.TEST.VAL_FLAG else "test"
+    protocol = evaluation_protocol(dataset_name(cfg, split))
     mode = relation_mode(cfg)
     num_predicates = cfg.MODEL.ROI_RELATION_HEAD.NUM_CLASSES
     loader = make_data_loader(cfg, mode=split, is_distributed=distributed)
@@ -167,11 +182,20 @@ def test_relation_model(cfg, model: nn.Module, device: torch.device, distributed
         cached = load_cached_predictions(path, metadata)
     predictions = cached
     if not broadcast_object(cached is not None):
-        predictions = predict_split(model, loader, device, amp_dtype_from_config(cfg.DTYPE), mode, num_predicates)
+        predictions = predict_split(model, loader, device, amp_dtype_from_config(cfg.DTYPE), mode, num_predicates,
+                                    protocol=protocol)
     if not is_main_process():
         return {}
     if cached is None:
         save_split_predictions(path, predictions, mode, num_predicates, metadata)
+    if protocol == "oi":
+        evaluation = evaluate_split(dataset, predictions, mode, None, None,
+                                    iou_threshold=cfg.TEST.RELATION.IOU_THRESHOLD, protocol="oi")
+        logger.info("%s", evaluation["report"])
+        paths = write_oi_report_files(folder, split, evaluation, dataset.ind_to_predicates,
+                                      extra={"split": split, "weights": weights, "predictions": path})
+        logger.info("Wrote %s", ", ".join([path, *paths.values()]))
+        return evaluation
     zeroshot, predicate_counts = train_split_statistics(cfg, dataset.relation_triplets(), split, num_predicates,
                                                         zeroshot_file)
     evaluation = evaluate_split(dataset, predictions, mode, zeroshot, predicate_counts,

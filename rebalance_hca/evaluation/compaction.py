@@ -61,7 +61,7 @@ def compact_prediction(prediction: Mapping[str, Any], groundtruth: GroundTruthIm
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     if not isinstance(groundtruth, GroundTruthImage):
         groundtruth = prepare_groundtruth(groundtruth, num_predicates, f"groundtruth for {where}")
-    boxes, labels, scores = _object_fields(prediction, mode, where)
+    boxes, labels, scores = object_fields(prediction, mode, where)
     if mode == "predcls":
         ranking_scores = np.ones(len(groundtruth.labels))
     else:
@@ -168,15 +168,15 @@ def no_graph_constraint_triplets(pairs: np.ndarray, foreground: np.ndarray, obje
         pair_best = pair_object_scores * foreground.max(axis=1)
         if pair_object_scores.min() <= 0:
             pair_best = np.maximum(pair_best, pair_object_scores * foreground.min(axis=1))
-        candidates = _top_candidates(pair_best)
+        candidates = top_candidates(pair_best)
     entry_scores = (pair_object_scores[candidates, None] * foreground[candidates]).ravel()
-    entries = _top_candidates(entry_scores)
+    entries = top_candidates(entry_scores)
     order = entries[np.argsort(-entry_scores[entries], kind="stable")[:NG_TOP_ENTRIES]]
     rows, predicates = np.divmod(order, foreground.shape[1])
     return np.column_stack([pairs[candidates[rows]], predicates + 1]).astype(np.int64)
 
 
-def _top_candidates(values: np.ndarray) -> np.ndarray:
+def top_candidates(values: np.ndarray) -> np.ndarray:
     """Ascending indices of every value >= the 100th largest: (n,) -> (c,), c >= min(n, 100).
 
     They contain the first 100 indices of the order (value descending, index ascending), ties included.
@@ -187,8 +187,8 @@ def _top_candidates(values: np.ndarray) -> np.ndarray:
     return np.flatnonzero(values >= np.partition(values, cut)[cut])
 
 
-def _object_fields(prediction: Mapping[str, Any], mode: str, where: str
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def object_fields(prediction: Mapping[str, Any], mode: str, where: str
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Predicted boxes (k, 4) float32, labels (k,) int64 and scores (k,); optional in PredCls."""
     if mode == "predcls" and not all(key in prediction for key in ("boxes", "labels", "scores")):
         return np.zeros((0, 4), dtype=np.float32), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)

@@ -1,4 +1,5 @@
-"""One call that evaluates a split's predictions like SGB's ``do_vg_evaluation`` (SPEC §7)."""
+"""One call that evaluates a split's predictions: like SGB's ``do_vg_evaluation`` (SPEC §7), or like
+PySGG's ``oi_evaluation`` for Open Images (SPEC-OIV6 §2); :func:`evaluation_protocol` picks which."""
 from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
@@ -7,10 +8,18 @@ import numpy as np
 
 from ._arrays import to_numpy
 from .detection import compute_detection_map
+from .oi import OIEvaluator
+from .oi_report import format_oi_report
 from .report import format_sgb_report
 from .sgg import SGGEvaluator
 
-__all__ = ["evaluate_predictions", "detection_inputs"]
+__all__ = ["evaluate_predictions", "evaluate_oi_predictions", "evaluation_protocol", "detection_inputs"]
+
+
+def evaluation_protocol(dataset_name: str) -> str:
+    """The evaluation protocol of a dataset, from its catalog name alone: "oi" (PySGG's Open Images one)
+    for a name starting with "openimage" (openimage_v6_test, ...), "vg" (SGB's) otherwise."""
+    return "oi" if dataset_name.startswith("openimage") else "vg"
 
 
 def evaluate_predictions(groundtruths: Sequence[Mapping[str, Any]], predictions: Sequence[Mapping[str, Any]],
@@ -44,6 +53,38 @@ def evaluate_predictions(groundtruths: Sequence[Mapping[str, Any]], predictions:
     report = format_sgb_report(results, mode, predicate_names,
                                detection_map=detection["mAP"] if detection is not None else None)
     return {"sgg": results, "detection": detection, "report": report}
+
+
+def evaluate_oi_predictions(groundtruths: Sequence[Mapping[str, Any]], predictions: Sequence[Mapping[str, Any]],
+                            mode: str, predicate_names: Sequence[str], class_names: Sequence[str] | None = None,
+                            image_ids: Sequence[int] | None = None, iou_threshold: float = 0.5,
+                            with_detection: bool = True) -> dict:
+    """Detector mAP and PySGG's Open Images V6 relation metrics of one split, plus PySGG's text report.
+
+    groundtruths[i]: {"boxes" (n, 4) original-frame xyxy, "labels" (n,), "relations" (m, 3)}
+        (``get_groundtruth(i, evaluation=True)`` with "relation_tuple" as "relations": all relations kept).
+    predictions[i]: full predictions or the OI compact form (:func:`compact_oi_prediction`) of the same
+        image, in the original frame. image_ids: dataset indices, default 0..N-1.
+    Returns {"protocol": "oi", "oi": OIEvaluator.summarize() dict, "detection": compute_detection_map dict
+    or None, "report": the text block}.
+    """
+    if len(groundtruths) != len(predictions):
+        raise ValueError(f"evaluate_oi_predictions: {len(groundtruths)} groundtruths but {len(predictions)} "
+                         f"predictions")
+    image_ids = list(range(len(predictions))) if image_ids is None else [int(i) for i in image_ids]
+    evaluator = OIEvaluator(num_predicates=len(predicate_names), predicate_names=predicate_names,
+                            iou_threshold=iou_threshold, mode=mode)
+    for image_id, groundtruth, prediction in zip(image_ids, groundtruths, predictions):
+        evaluator.add(groundtruth, prediction, image_id=image_id)
+    results = evaluator.summarize()
+    detection = None
+    if with_detection:
+        detection = compute_detection_map(groundtruths, detection_inputs(groundtruths, predictions, mode),
+                                          num_classes=len(class_names) if class_names is not None else None,
+                                          class_names=class_names)
+    report = format_oi_report(results, predicate_names,
+                              detection_map=detection["mAP"] if detection is not None else None)
+    return {"protocol": "oi", "oi": results, "detection": detection, "report": report}
 
 
 def detection_inputs(groundtruths: Sequence[Mapping[str, Any]], predictions: Sequence[Mapping[str, Any]],

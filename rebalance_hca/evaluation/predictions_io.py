@@ -1,7 +1,8 @@
 """The predictions file: one compact, versioned ``.npz`` per split (format in docs/evaluation.md).
 
 Every image's prediction is stored in the compact form of :func:`compact_prediction` (exactly what the
-metrics can reach), the per-image arrays concatenated with per-image counts (CSR style). The file is
+metrics can reach), the per-image arrays concatenated with per-image counts (CSR style); predictions in
+the OI compact form (:func:`compact_oi_prediction`) also keep their "oi_triplets" and "oi_scores". The file is
 plain numpy (``np.load`` reads it without torch or the model) and is written atomically.
 """
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 from ..utils.atomic import atomic_write
 from ._arrays import to_numpy
 from .compaction import MODES, NG_TOP_ENTRIES, check_compact_prediction, compact_prediction, is_compact
+from .oi import is_oi_compact
 
 __all__ = ["PREDICTIONS_FORMAT", "PREDICTIONS_VERSION", "save_predictions", "load_predictions"]
 
@@ -26,6 +28,8 @@ _RAGGED = (("boxes", "object_counts", np.float32, (4,)), ("labels", "object_coun
            ("scores", "object_counts", None, ()), ("pair_idxs", "pair_counts", np.int64, (2,)),
            ("pair_ranks", "pair_counts", np.int64, ()), ("pair_labels", "pair_counts", np.int64, ()),
            ("pair_scores", "pair_counts", None, ()), ("ng_triplets", "ng_counts", np.int64, (3,)))
+# optional: the OI protocol's candidates (``compact_oi_prediction``), stored when every image has them
+_OI_RAGGED = (("oi_triplets", "oi_counts", np.int64, (3,)), ("oi_scores", "oi_counts", np.float32, ()))
 
 
 def save_predictions(path: str | os.PathLike, predictions: Sequence[Mapping[str, Any]], mode: str,
@@ -63,7 +67,11 @@ def save_predictions(path: str | os.PathLike, predictions: Sequence[Mapping[str,
         "num_pairs": np.array([int(record["num_pairs"]) for record in compact], dtype=np.int64),
         "metadata": np.array(json.dumps(dict(metadata or {}))),
     }
-    for name, count_field, dtype, trailing in _RAGGED:
+    with_oi = [is_oi_compact(record) for record in compact]
+    if any(with_oi) and not all(with_oi):
+        raise ValueError(f"save_predictions: image {int(image_ids[with_oi.index(False)])} has no OI candidates "
+                         f"('oi_triplets') but others have")
+    for name, count_field, dtype, trailing in _RAGGED + (_OI_RAGGED if all(with_oi) and compact else ()):
         parts = [np.asarray(record[name]) for record in compact]
         arrays.setdefault(count_field, np.array([len(part) for part in parts], dtype=np.int64))
         stacked = np.concatenate(parts) if parts else np.zeros((0, *trailing))
@@ -77,7 +85,8 @@ def load_predictions(path: str | os.PathLike) -> dict:
     """Read a predictions file.
 
     Returns {"mode", "num_predicates", "max_k", "image_ids" (N,) int64, "metadata" dict,
-    "predictions": N compact predictions (dicts of numpy arrays, ready for SGGEvaluator.add)}.
+    "predictions": N compact predictions (dicts of numpy arrays, ready for SGGEvaluator.add, and for
+    OIEvaluator.add when the file holds OI candidates)}.
     Raises ValueError naming the file when it is not a predictions file of a supported version.
     """
     path = Path(path)
@@ -93,7 +102,7 @@ def load_predictions(path: str | os.PathLike) -> dict:
                          f"this code reads version {PREDICTIONS_VERSION}")
     mode, max_k = str(arrays["mode"]), int(arrays["max_k"])
     split = {}
-    for name, count_field, _, _ in _RAGGED:
+    for name, count_field, _, _ in _RAGGED + (_OI_RAGGED if "oi_counts" in arrays else ()):
         counts = arrays[count_field]
         if counts.sum() != len(arrays[name]):
             raise ValueError(f"{path}: field {name!r} has {len(arrays[name])} rows, {count_field!r} sums to "

@@ -46,6 +46,12 @@ def _iou_legacy_broadcast(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarra
     return inter / (area_a + area_b - inter)
 
 
+def union_boxes(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
+    """Row-by-row enclosing box (min x1, min y1, max x2, max y2). (N, 4), (N, 4) xyxy -> (N, 4), input dtype."""
+    return np.concatenate([np.minimum(boxes_a[:, :2], boxes_b[:, :2]), np.maximum(boxes_a[:, 2:], boxes_b[:, 2:])],
+                          axis=1)
+
+
 def positive_intersection(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
     """Whether each pair's intersection is strictly positive, without +1 (SGB ``bbox_overlaps`` > 0).
 
