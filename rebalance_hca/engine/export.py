@@ -12,6 +12,7 @@ frozen as constants of the example.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -101,7 +102,9 @@ def export_relation_model(model: SceneGraphModel, shape: ExportShape, example: t
     if shape.num_objects < 2:
         raise ValueError(f"the number of objects to export for must be >= 2, got {shape.num_objects}")
     wrapper = RelationModelGivenDetections(model.cpu().eval(), shape).eval()
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        # The tracer warns wherever a Python number is read from a shape: the shape check makes them safe.
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
         traced = torch.jit.trace(wrapper, example, check_trace=False)
     return torch.jit.script(_ShapeGuard(traced, shape, example[2].dim()))
 
