@@ -14,6 +14,7 @@ import numpy as np
 from ..utils.atomic import atomic_write
 
 DPI = 100
+ARROW_CURVATURE = 0.12
 BOX_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink",
                "tab:olive", "tab:cyan", "tab:gray")
 
@@ -80,11 +81,16 @@ def draw_box(axes, box: Sequence[float], text: str, colour: str, size: float, li
 
 def draw_arrow(axes, start: Sequence[float], end: Sequence[float], text: str, colour: str, size: float,
                shrink: float = 0.0) -> None:
-    """An arrow from ``start`` to ``end`` (data coordinates) with ``text`` at its middle."""
+    """A slightly curved arrow from ``start`` to ``end`` (data coordinates of an axes with equal aspect and y
+    down) with ``text`` at the middle of the curve (so that the two directions between two objects part)."""
     axes.annotate("", xy=tuple(end), xytext=tuple(start),
                   arrowprops={"arrowstyle": "-|>", "color": colour, "linewidth": 1.5, "shrinkA": shrink,
-                              "shrinkB": shrink, "connectionstyle": "arc3,rad=0.12"})
-    middle = (np.asarray(start, dtype=float) + np.asarray(end, dtype=float)) / 2
+                              "shrinkB": shrink, "connectionstyle": f"arc3,rad={ARROW_CURVATURE}"})
+    start, end = np.asarray(start, dtype=float), np.asarray(end, dtype=float)
+    dx, dy = end - start
+    # matplotlib's arc3 is a quadratic Bezier whose control point lies rad x the chord off its middle; the
+    # curve passes half as far off, to the left of the chord in display coordinates (y up).
+    middle = (start + end) / 2 + ARROW_CURVATURE / 2 * np.array([-dy, dx])
     axes.text(middle[0], middle[1], text, fontsize=size, color=colour, ha="center", va="center", clip_on=True,
               bbox={"facecolor": "white", "alpha": 0.85, "pad": 1, "edgecolor": colour})
 
