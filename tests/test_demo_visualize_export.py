@@ -201,3 +201,25 @@ def test_export_agrees_with_pytorch_and_refuses_other_shapes(sgdet_run, tmp_path
 
     with pytest.raises(UserInputError, match="SGDet cannot be exported"):
         EXPORT.main([*args[:-len(["--num-checks", "2"])], "MODEL.ROI_RELATION_HEAD.USE_GT_BOX", "False"])
+
+
+def test_scene_graph_document_keeps_the_top_triplets_and_their_objects():
+    from rebalance_hca.visualization.scene_graph_json import SelectionOptions, scene_graph_document
+
+    rel_scores = np.zeros((4, 3), dtype=np.float32)
+    rel_scores[:, 1:] = [[0.8, 0.2], [0.3, 0.7], [0.9, 0.1], [0.5, 0.5]]
+    prediction = {"boxes": np.array([[0, 0, 10, 10], [5, 5, 20, 20], [1, 2, 3, 4]], dtype=np.float32),
+                  "labels": np.array([1, 2, 1]), "scores": np.array([0.9, 0.2, 0.5], dtype=np.float32),
+                  "rel_pair_idxs": np.array([[0, 2], [2, 0], [1, 2], [0, 1]]), "rel_labels": np.array([1, 2, 1, 1]),
+                  "rel_scores": rel_scores, "triplet_scores": np.array([0.36, 0.315, 0.09, 0.09], dtype=np.float32)}
+    document = scene_graph_document(prediction, "x.jpg", 30, 40, ["bg", "cat", "dog"], ["bg", "on", "near"], "w.pth",
+                                    SelectionOptions(max_triplets=3, score_threshold=0.1, object_threshold=0.6))
+    jsonschema.validate(document, SCENE_GRAPH_SCHEMA)
+    # triplets with score >= 0.1: the first two; objects: 0 (score 0.9 >= 0.6) and 2 (in a kept triplet)
+    assert [item["box"] for item in document["objects"]] == [[0, 0, 10, 10], [1, 2, 3, 4]]
+    assert [(r["subject"], r["predicate"], r["object"]) for r in document["relations"]] == [(0, "on", 1),
+                                                                                             (1, "near", 0)]
+    assert [r["predicate_score"] for r in document["relations"]] == pytest.approx([0.8, 0.7])
+    assert [r["score"] for r in document["relations"]] == pytest.approx([0.36, 0.315])
+    with pytest.raises(ValueError, match="score_threshold"):
+        SelectionOptions(score_threshold=1.5)
