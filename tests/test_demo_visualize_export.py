@@ -133,9 +133,15 @@ def test_bad_model_fails_before_any_image_is_read(sgdet_run, tmp_path, monkeypat
         _demo(sgdet_run, _image(sgdet_run["data"], 1), str(tmp_path / "out"), *overrides)
 
 
-def test_missing_input_is_an_error(sgdet_run, tmp_path):
+def test_missing_input_and_no_usable_image_are_errors(sgdet_run, tmp_path):
     with pytest.raises(UserInputError, match="input not found"):
         _demo(sgdet_run, str(tmp_path / "absent"), str(tmp_path / "out"))
+    (tmp_path / "data.bin").write_bytes(b"\x00" * 64)
+    with pytest.raises(UserInputError, match="no usable image in .*data.bin \\(not an image"):
+        _demo(sgdet_run, str(tmp_path / "data.bin"), str(tmp_path / "out"))
+    (tmp_path / "list.txt").write_text("absent.jpg\n")
+    with pytest.raises(UserInputError, match="absent.jpg \\(file not found\\)"):
+        _demo(sgdet_run, str(tmp_path / "list.txt"), str(tmp_path / "out"))
 
 
 def _hand_made_prediction(groundtruth: dict, num_predicates: int) -> tuple[dict, int]:

@@ -94,8 +94,11 @@ def main(argv: Sequence[str] | None = None) -> dict:
             progress.update(len(written) + len(source.skipped) - progress.n)
         progress.update(len(written) + len(source.skipped) - progress.n)
         progress.close()
+        skipped = "; ".join(f"{path} ({reason})" for path, reason in source.skipped) or "none"
+        if not written:
+            raise UserInputError(f"no usable image in {args.input} (skipped: {skipped})")
         logger.info("Wrote the scene graphs of %d image(s) to %s; skipped %d: %s", len(written), cfg.OUTPUT_DIR,
-                    len(source.skipped), "; ".join(f"{path} ({reason})" for path, reason in source.skipped) or "none")
+                    len(source.skipped), skipped)
     return {"written": written, "skipped": source.skipped}
 
 

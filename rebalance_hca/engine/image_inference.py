@@ -87,6 +87,9 @@ class ImageSource:
             return
         names: set[str] = set()
         for path in self.files:
+            if not os.path.isfile(path):
+                self._skip(path, "file not found")
+                continue
             image = self._checked(path, _read_image(path))
             if image is not None:
                 name = _unique(os.path.splitext(os.path.basename(path))[0], names)
@@ -118,15 +121,16 @@ class ImageSource:
             reason = f"too small ({image.shape[1]}x{image.shape[0]} pixels, at least {self.min_side} per side)"
         else:
             return image
+        self._skip(source, reason)
+        return None
+
+    def _skip(self, source: str, reason: str) -> None:
         logger.warning("Skipping %s: %s", source, reason)
         self.skipped.append((source, reason))
-        return None
 
 
 def _read_image(path: str) -> np.ndarray | None:
     """(H, W, 3) BGR uint8 as the dataset reads images (EXIF orientation ignored), or None."""
-    if not os.path.isfile(path):
-        return None
     return cv2.imread(path, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
 
 

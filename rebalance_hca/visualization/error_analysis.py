@@ -14,6 +14,7 @@ import numpy as np
 from .drawing import box_centre, draw_arrow, draw_box, font_size, new_figure, save_png, show_image
 
 FOUND, MISSED, WRONG = "tab:green", "tab:red", "tab:orange"
+TITLE_SPACE = 0.08  # fraction of a row above an image panel, for its title
 
 
 @dataclass
@@ -43,8 +44,10 @@ def draw_error_analysis(path: str, images: Sequence[ErrorAnalysisImage], class_n
     figure = new_figure(width, height)
     size = font_size(panel_size)
     for row, item in enumerate(images):
-        bottom = 1 - (row + 1) / len(images)
-        panels = [figure.add_axes((column / 3, bottom, 1 / 3, 1 / len(images))) for column in range(3)]
+        bottom, row_height = 1 - (row + 1) / len(images), 1 / len(images)
+        # the image panels leave room for their titles at the top of the row
+        panels = [figure.add_axes((column / 3, bottom, 1 / 3, row_height * (1 - TITLE_SPACE if column < 2 else 1)))
+                  for column in range(3)]
         lines = _draw_groundtruth(panels[0], item, class_names, predicate_names, k, size)
         lines += _draw_prediction(panels[1], item, class_names, predicate_names, k, top_wrong, size)
         panels[2].set_axis_off()
