@@ -92,12 +92,27 @@ class SGGEvaluator:
 
     def _gt_row_record(self, gt: GroundTruthImage, record: Mapping[str, Any]) -> np.ndarray:
         """(5, m) int64: first matching position in the graph / ng / GT-pair lists, predicate, zero-shot flag."""
+        segment_of, positions, candidate, row, gt_keys = self._matches(gt, record)
+        rows = np.full((5, len(gt.relations)), _NEVER, dtype=np.int64)
+        np.minimum.at(rows, (segment_of[candidate], row), positions[candidate])
+        rows[3] = gt.relations[:, 2]
+        rows[4] = self._is_zeroshot(gt_keys)
+        return rows
+
+    def _matches(self, gt: GroundTruthImage, record: Mapping[str, Any]
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Every (candidate, GT row) match of one image.
+
+        The candidates are the graph-constrained pairs (ranks < max K, segment 0), the ng entries (segment 1)
+        and, with GT boxes, the pairs equal to a GT pair (segment 2); a candidate matches a GT row when the
+        classes and predicate agree and both IoUs reach the threshold. Returns (segment_of (c,), positions
+        (c,) each candidate's position in its list, candidate (h,), row (h,) the matched pairs, gt_keys (m,)).
+        """
         if self.mode == "predcls":
             object_boxes, object_labels = gt.boxes, gt.labels
         else:
             object_boxes, object_labels = record["boxes"], record["labels"]
         pairs, ranks, ng = record["pair_idxs"], record["pair_ranks"], record["ng_triplets"]
-        # candidates: graph-constrained pairs (ranks < max K), ng entries, pairs equal to a GT pair
         pair_triplets = np.column_stack([pairs, record["pair_labels"]])
         num_graph = int(np.searchsorted(ranks, self.max_k))
         triplets, positions = [pair_triplets[:num_graph], ng], [ranks[:num_graph], np.arange(len(ng))]
@@ -108,7 +123,6 @@ class SGGEvaluator:
         segment_of = np.repeat(np.arange(len(triplets)), [len(position) for position in positions])
         triplets, positions = np.concatenate(triplets), np.concatenate(positions)
 
-        # a candidate matches a GT row when the classes and predicate agree and both IoUs reach the threshold
         gt_subjects, gt_objects, gt_predicates = gt.relations.T
         classes = object_labels[triplets[:, :2]]
         candidate_keys = triplet_keys(classes[:, 0], classes[:, 1], triplets[:, 2])
@@ -120,12 +134,42 @@ class SGGEvaluator:
             member_match = paired_iou_legacy(gt.boxes[gt_members], object_boxes[predicted_members],
                                              dtype=np.float32) >= self.iou_threshold
         boxes_match = member_match[:len(row)] & member_match[len(row):]
-        candidate, row = candidate[boxes_match], row[boxes_match]
-        rows = np.full((5, len(gt.relations)), _NEVER, dtype=np.int64)
-        np.minimum.at(rows, (segment_of[candidate], row), positions[candidate])
-        rows[3] = gt_predicates
-        rows[4] = self._is_zeroshot(gt_keys)
-        return rows
+        return segment_of, positions, candidate[boxes_match], row[boxes_match], gt_keys
+
+    def match_image(self, groundtruth: Mapping[str, Any], prediction: Mapping[str, Any],
+                    where: str = "image") -> dict[str, np.ndarray]:
+        """Which GT triplets one prediction finds, by this evaluator's R@K matching (for error analysis;
+        nothing is added to the evaluator).
+
+        groundtruth, prediction: as for ``add``. Returns {"gt_rank": (m,) int64, the graph-constrained rank
+        of the first prediction that matches each GT relation row, -1 when none among the first max K;
+        "pair_idxs" (q, 2), "pair_labels" (q,), "pair_scores" (q,) the prediction's first max K ranked pairs
+        with their predicate and its probability (NaN where the prediction did not keep it);
+        "pair_matched" (q,) bool whether each matches some GT row; "boxes" (k, 4), "labels" (k,) the
+        objects the pairs index (the GT objects in PredCls)}.
+        """
+        gt = prepare_groundtruth(groundtruth, self.num_predicates, f"groundtruth of {where}")
+        if is_compact(prediction):
+            record = check_compact_prediction(prediction, self.mode, self.max_k, self.num_predicates,
+                                              len(gt.labels), f"prediction of {where}")
+            record["pair_scores"] = (np.asarray(prediction["pair_scores"], dtype=np.float64)
+                                     if "pair_scores" in prediction else np.full(len(record["pair_idxs"]), np.nan))
+        else:
+            record = compact_prediction(prediction, gt, self.mode, self.num_predicates, self.max_k,
+                                        f"prediction of {where}")
+        segment_of, positions, candidate, row, _ = self._matches(gt, record)
+        graph = segment_of[candidate] == 0
+        first = np.full(len(gt.relations), _NEVER, dtype=np.int64)
+        np.minimum.at(first, row[graph], positions[candidate[graph]])
+        num_graph = int(np.searchsorted(record["pair_ranks"], self.max_k))
+        matched = np.zeros(num_graph, dtype=bool)
+        matched[candidate[graph]] = True
+        predcls = self.mode == "predcls"
+        return {"gt_rank": np.where(first == _NEVER, -1, first), "pair_idxs": record["pair_idxs"][:num_graph],
+                "pair_labels": record["pair_labels"][:num_graph],
+                "pair_scores": np.asarray(record["pair_scores"], dtype=np.float64)[:num_graph],
+                "pair_matched": matched, "boxes": gt.boxes if predcls else record["boxes"],
+                "labels": gt.labels if predcls else record["labels"]}
 
     def _is_zeroshot(self, gt_keys: np.ndarray) -> np.ndarray:
         """(m,) bool: whether each GT row's triplet key (:func:`triplet_keys`) is a zero-shot triplet's."""

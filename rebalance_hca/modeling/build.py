@@ -26,7 +26,7 @@ def relation_mode(cfg) -> str:
     return evaluation_mode(head.USE_GT_BOX, head.USE_GT_OBJECT_LABEL)
 
 
-def _vocabulary_that_fits(cfg):
+def model_vocabulary(cfg):
     """The train dataset's vocabulary, checked against ROI_BOX_HEAD.NUM_CLASSES and ROI_RELATION_HEAD.NUM_CLASSES."""
     dict_file = DatasetCatalog.get(dataset_name(cfg, "train"), cfg.DATASETS.DATA_DIR).dict_file
     vocabulary = load_vocabulary(dict_file)
@@ -57,7 +57,7 @@ def build_model(cfg) -> SceneGraphModel:
     model is on the CPU. Stage-2 loading and freezing are ``rebalance_hca.engine.stages``'.
     """
     mode = relation_mode(cfg)
-    vocabulary = _vocabulary_that_fits(cfg)
+    vocabulary = model_vocabulary(cfg)
     detector = build_detector(cfg)
     if cfg.MODEL.PRETRAINED_DETECTOR_CKPT:
         load_model_weights(detector, cfg.MODEL.PRETRAINED_DETECTOR_CKPT, key="MODEL.PRETRAINED_DETECTOR_CKPT")
