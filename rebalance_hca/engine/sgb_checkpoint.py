@@ -83,12 +83,12 @@ class SGBCheckpointError(ValueError):
 
 
 class SGBStateMismatchError(StateDictMismatchError):
-    """Keys or shapes of an SGB checkpoint that do not fit the detector, listed with SGB's names, followed
-    by the config keys that likely differ."""
+    """Keys or shapes of an SGB checkpoint that do not fit the detector, every one listed with SGB's names,
+    followed by the config keys that likely differ."""
 
     def __init__(self, source: str, missing: list[str], unexpected: list[str],
                  shape_mismatches: list[tuple[str, tuple, tuple]], reasons: list[str]) -> None:
-        super().__init__(source, missing, unexpected, shape_mismatches)
+        super().__init__(source, missing, unexpected, shape_mismatches, listed_per_kind=None)
         if reasons:
             self.args = (self.args[0] + "\n  likely reason(s):" + "".join(f"\n    {r}" for r in reasons),)
 
