@@ -45,11 +45,12 @@ def sgb_name(name: str) -> str:
     return name
 
 
-def sgb_detector_state(detector: nn.Module, seed: int = 0, half_buffers: bool = False,
-                       module_prefix: bool = False) -> dict[str, torch.Tensor]:
+def sgb_detector_state(detector: nn.Module, seed: int = 0, half_buffers: bool = False, module_prefix: bool = False,
+                       cell_anchors=SGB_VG_CELL_ANCHORS) -> dict[str, torch.Tensor]:
     """The "model" entry SGB would save for ``detector``'s weights: SGB names, random FrozenBatchNorm
-    statistics (variances in [0.5, 2]), float16 norm buffers if ``half_buffers`` (apex O1), the VG cell
-    anchors, and ``module.`` on every key if ``module_prefix`` (a multi-GPU run)."""
+    statistics (variances in [0.5, 2]), float16 norm buffers if ``half_buffers`` (apex O1), the cell
+    anchors (per level, (A, 4) inclusive xyxy; default the VG config's), and ``module.`` on every key if
+    ``module_prefix`` (a multi-GPU run)."""
     generator = torch.Generator().manual_seed(seed)
     state = {}
     for name, tensor in detector.state_dict().items():
@@ -61,8 +62,8 @@ def sgb_detector_state(detector: nn.Module, seed: int = 0, half_buffers: bool = 
         if half_buffers and name.startswith("backbone.body.") and ("bn" in name or "downsample.1" in name):
             value = value.half()
         state[sgb_name(name)] = value
-    for level, anchors in enumerate(SGB_VG_CELL_ANCHORS):
-        state[f"rpn.anchor_generator.cell_anchors.{level}"] = torch.tensor(anchors, dtype=torch.float32)
+    for level, anchors in enumerate(cell_anchors):
+        state[f"rpn.anchor_generator.cell_anchors.{level}"] = torch.as_tensor(anchors, dtype=torch.float32)
     if module_prefix:
         state = {f"module.{name}": tensor for name, tensor in state.items()}
     return state

@@ -9,13 +9,15 @@ import pytest
 import torch
 from torchvision.ops import FrozenBatchNorm2d
 
-from rebalance_hca.engine.checkpoint import checkpoint_box_convention, load_model_weights
+from rebalance_hca.engine.checkpoint import Checkpointer, checkpoint_box_convention, load_model_weights
 from rebalance_hca.engine.sgb_checkpoint import (FROZEN_BATCH_NORM_EPS, SGBCheckpointError, SGBStateMismatchError,
                                                  is_sgb_state, ours_to_sgb, sgb_to_ours)
+from rebalance_hca.modeling import build_model
 from rebalance_hca.modeling.detector import build_detector
 from sgb_testing import (RELATION_KEYS, sgb_detector_state, sgb_name, with_relation_head,
                          write_sgb_checkpoint)
 from detector_testing import TINY_DETECTOR_OPTS, random_images, tiny_config
+from relation_testing import tiny_relation_config
 from tool_loading import load_tool
 
 
@@ -190,7 +192,7 @@ def test_box_convention_follows_the_checkpoint_unless_configured(tmp_path, caplo
         auto = build_detector(tiny_config("MODEL.PRETRAINED_DETECTOR_CKPT", path))
     assert auto.box_convention == "sgb"
     assert 'MODEL.BOX_CONVENTION "" (auto)' in caplog.text
-    assert build_detector(tiny_config("MODEL.WEIGHT", path, "MODEL.RELATION_ON", "False")).box_convention == "sgb"
+    assert build_detector(tiny_config("MODEL.WEIGHT", path)).box_convention == "sgb"
     assert build_detector(tiny_config("MODEL.PRETRAINED_DETECTOR_CKPT", path, "MODEL.BOX_CONVENTION",
                                       "torchvision")).box_convention == "torchvision"
     assert build_detector(tiny_config()).box_convention == "torchvision"
@@ -214,8 +216,43 @@ def test_convert_tool_writes_our_format(tmp_path, tiny_detector, sgb_state):
     load_model_weights(direct, source)
     for name, tensor in direct.state_dict().items():
         assert torch.equal(converted["model"][name], tensor), name
-    detector = build_detector(tiny_config("MODEL.WEIGHT", output, "MODEL.RELATION_ON", "False"))
+    detector = build_detector(tiny_config("MODEL.WEIGHT", output))
     assert detector.box_convention == "sgb"
     with pytest.raises(SystemExit) as exit_info:
         tool.run_tool(lambda: tool.main(["--input", output, "--output", str(tmp_path / "again.pth"), *opts]))
     assert exit_info.value.code == 2
+
+
+def test_stage1_starts_from_an_sgb_detector_with_one_override(tiny_synthvg, tmp_path):
+    """MODEL.PRETRAINED_DETECTOR_CKPT = SGB's file: the detector is imported (sgb convention chosen from
+    the file) and the relation head's box and union extractors start from its fc6/fc7."""
+    cfg = tiny_relation_config(tiny_synthvg, str(tmp_path / "out"), "sgcls")
+    source = build_detector(cfg)
+    state = sgb_detector_state(source, cell_anchors=source.rpn.anchor_generator.inclusive_cell_anchors())
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for name in ("roi_heads.box.feature_extractor.fc6.weight", "roi_heads.box.feature_extractor.fc7.weight"):
+            state[name] = torch.randn_like(state[name])
+    path = write_sgb_checkpoint(str(tmp_path / "model_final.pth"), with_relation_head(state), legacy=True)
+    model = build_model(tiny_relation_config(tiny_synthvg, str(tmp_path / "out"), "sgcls",
+                                             "MODEL.PRETRAINED_DETECTOR_CKPT", path))
+    assert model.detector.box_convention == "sgb"
+    extractors = [model.relation_head.box_features.box_head, model.relation_head.union_features.box_head]
+    for layer in ("fc6", "fc7"):
+        for part in ("weight", "bias"):
+            imported = state[f"roi_heads.box.feature_extractor.{layer}.{part}"]
+            assert torch.equal(getattr(model.detector.roi_heads.box_head, layer).state_dict()[part], imported)
+            for extractor in extractors:
+                assert torch.equal(getattr(extractor, layer).state_dict()[part], imported)
+
+
+def test_checkpoints_record_the_box_convention_for_the_next_run(tmp_path, tiny_detector):
+    """A detector fine-tuned from SGB weights saves "sgb"; used later as MODEL.PRETRAINED_DETECTOR_CKPT it
+    brings the convention along, and MODEL.WEIGHT (loaded last) wins over it."""
+    sgb_file = Checkpointer(tiny_detector, save_dir=str(tmp_path / "sgb")).save("model_final", 10)
+    plain_file = Checkpointer(build_detector(tiny_config()), save_dir=str(tmp_path / "plain")).save("model_final", 10)
+    assert checkpoint_box_convention(sgb_file) == "sgb"
+    assert checkpoint_box_convention(plain_file) == "torchvision"
+    assert build_detector(tiny_config("MODEL.PRETRAINED_DETECTOR_CKPT", sgb_file)).box_convention == "sgb"
+    assert build_detector(tiny_config("MODEL.PRETRAINED_DETECTOR_CKPT", sgb_file, "MODEL.WEIGHT",
+                                      plain_file)).box_convention == "torchvision"

@@ -37,7 +37,8 @@ logger = logging.getLogger(__name__)
 
 LAST_CHECKPOINT_FILE = "last_checkpoint"
 BOX_CONVENTION_ENTRY = "box_convention"
-"""Top-level entry of a detector file converted from SGB (tools/convert_sgb_checkpoint.py): "sgb"."""
+"""Top-level entry naming the model's MODEL.BOX_CONVENTION ("torchvision" | "sgb") in the checkpoints that
+``Checkpointer.save`` and tools/convert_sgb_checkpoint.py write."""
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:
@@ -85,8 +86,8 @@ def model_state_of(data: dict[str, Any]) -> dict[str, torch.Tensor]:
 
 
 def checkpoint_box_convention(path: str) -> str | None:
-    """"sgb" when ``path`` is an SGB checkpoint or a file converted from one, None for any other checkpoint
-    (the file is memory-mapped when it can be: only its key names are read)."""
+    """The box convention a checkpoint was made with: its BOX_CONVENTION_ENTRY, "sgb" for an SGB file, None
+    when it does not say (older files). Zip-format files are memory-mapped: only the key names are read."""
     data = read_checkpoint(path, mmap=True)
     if isinstance(data, dict) and isinstance(data.get(BOX_CONVENTION_ENTRY), str):
         return data[BOX_CONVENTION_ENTRY]
@@ -138,8 +139,11 @@ class Checkpointer:
         rng_states = all_gather(capture_rng_state())
         if not self.save_to_disk:
             return None
-        data: dict[str, Any] = {"model": unwrap_model(self.model).state_dict(), "iteration": iteration,
-                                "rng_states": rng_states, **extra}
+        model = unwrap_model(self.model)
+        data: dict[str, Any] = {"model": model.state_dict(), "iteration": iteration, "rng_states": rng_states,
+                                **extra}
+        if hasattr(model, "box_convention"):
+            data[BOX_CONVENTION_ENTRY] = model.box_convention
         for key, owner in (("optimizer", self.optimizer), ("scheduler", self.scheduler),
                            ("grad_scaler", self.grad_scaler)):
             if owner is not None:
@@ -205,7 +209,7 @@ class Checkpointer:
         self._restore_rng(data.get("rng_states"), path, data["iteration"])
         logger.info("Resumed from %s at iteration %d", path, data["iteration"])
         return {key: value for key, value in data.items()
-                if key not in ("model", "optimizer", "scheduler", "grad_scaler", "rng_states")}
+                if key not in ("model", "optimizer", "scheduler", "grad_scaler", "rng_states", BOX_CONVENTION_ENTRY)}
 
     def _restore_rng(self, rng_states: list[dict] | None, path: str, iteration: int) -> None:
         """This rank's saved state (one per saving rank in ``rng_states``), or a reseed from (seed, rank,

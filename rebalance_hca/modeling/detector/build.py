@@ -56,14 +56,20 @@ def check_detector_config(cfg) -> None:
 _SGB_INPUT = {"TO_BGR255": True, "PIXEL_MEAN": [102.9801, 115.9465, 122.7717], "PIXEL_STD": [1.0, 1.0, 1.0]}
 
 
-def detector_weights_file(cfg) -> tuple[str, str]:
-    """(config key, path) of the file that initialises the detector: MODEL.PRETRAINED_DETECTOR_CKPT, else
-    MODEL.WEIGHT for a detector alone (MODEL.RELATION_ON False); ("", "") when there is none."""
-    if cfg.MODEL.PRETRAINED_DETECTOR_CKPT:
-        return "MODEL.PRETRAINED_DETECTOR_CKPT", cfg.MODEL.PRETRAINED_DETECTOR_CKPT
-    if cfg.MODEL.WEIGHT and not cfg.MODEL.RELATION_ON:
-        return "MODEL.WEIGHT", cfg.MODEL.WEIGHT
-    return "", ""
+def _recorded_box_convention(cfg) -> tuple[str, str, str | None]:
+    """(config key, path, convention) of the first of MODEL.WEIGHT (loaded last, so its detector weights win)
+    and MODEL.PRETRAINED_DETECTOR_CKPT that is set and records a box convention (an SGB file: "sgb"; our
+    checkpoints: their "box_convention" entry); ("", "", None) when none does."""
+    for key, path in (("MODEL.WEIGHT", cfg.MODEL.WEIGHT),
+                      ("MODEL.PRETRAINED_DETECTOR_CKPT", cfg.MODEL.PRETRAINED_DETECTOR_CKPT)):
+        if not path:
+            continue
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{key} not found: {path}")
+        recorded = checkpoint_box_convention(path)
+        if recorded:
+            return key, path, recorded
+    return "", "", None
 
 
 def _warn_unless_sgb_input(cfg, source: str) -> None:
@@ -80,25 +86,22 @@ def _warn_unless_sgb_input(cfg, source: str) -> None:
 
 
 def resolve_box_convention(cfg) -> BoxConvention:
-    """MODEL.BOX_CONVENTION, or when it is "" the detector checkpoint's: "sgb" for an SGB file (or one
-    converted from it), else "torchvision". Logs the choice when a checkpoint made it, and warns when an
-    SGB file meets an input normalisation other than SGB's."""
-    key, path = detector_weights_file(cfg)
-    if path and not os.path.isfile(path):
-        raise FileNotFoundError(f"{key} not found: {path}")
-    found = checkpoint_box_convention(path) if path else None
-    if found == "sgb":
+    """MODEL.BOX_CONVENTION, or when it is "" the one recorded by the checkpoint that gives the detector its
+    weights (``_recorded_box_convention``; "sgb" for an SGB file), else "torchvision". Logs a choice made
+    from a checkpoint, and warns when SGB weights meet an input normalisation other than SGB's."""
+    key, path, recorded = _recorded_box_convention(cfg)
+    if recorded == "sgb":
         _warn_unless_sgb_input(cfg, f"{key} {path}")
     configured = cfg.MODEL.BOX_CONVENTION
     if configured:
-        if found and found != configured:
-            logger.warning("MODEL.BOX_CONVENTION %r although %s %s uses %r (the config wins)", configured, key, path,
-                           found)
+        if recorded and recorded != configured:
+            logger.warning("MODEL.BOX_CONVENTION %r although %s %s was made with %r (the config wins)", configured,
+                           key, path, recorded)
         return box_convention(configured)
-    if found:
-        logger.info("MODEL.BOX_CONVENTION \"\" (auto): %s %s uses SGB's conventions, so the detector computes with "
-                    "MODEL.BOX_CONVENTION %r", key, path, found)
-    return box_convention(found or "torchvision")
+    if recorded:
+        logger.info("MODEL.BOX_CONVENTION \"\" (auto): %s %s was made with %r, so the detector computes with it",
+                    key, path, recorded)
+    return box_convention(recorded or "torchvision")
 
 
 def build_rpn(cfg, in_channels: int, convention: BoxConvention) -> FPNRegionProposalNetwork:
