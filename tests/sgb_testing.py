@@ -25,6 +25,8 @@ _RENAMES = [
     (r"^backbone\.fpn\.layer_blocks\.(\d)\.0\.", lambda m: f"backbone.fpn.fpn_layer{int(m[1]) + 1}."),
     (r"^roi_heads\.box_head\.", lambda m: "roi_heads.box.feature_extractor."),
     (r"^roi_heads\.box_predictor\.", lambda m: "roi_heads.box.predictor."),
+    (r"^roi_heads\.mask_head\.(\d)\.0\.", lambda m: f"roi_heads.mask.feature_extractor.mask_fcn{int(m[1]) + 1}."),
+    (r"^roi_heads\.mask_predictor\.", lambda m: "roi_heads.mask.predictor."),
 ]
 
 # A few keys of an SGB relation model's head (MotifPredictor-like), which an import must ignore.

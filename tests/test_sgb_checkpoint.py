@@ -158,6 +158,19 @@ def test_refused_variants_name_the_key_and_the_reason(tmp_path, tiny_detector, s
     assert f"MODEL.PRETRAINED_DETECTOR_CKPT {path}" in str(error.value)
 
 
+def test_mask_head_is_mapped_with_mask_on(tmp_path):
+    config = ("MODEL.MASK_ON", "True", "MODEL.ROI_MASK_HEAD.CONV_LAYERS", "(16, 16)")
+    source = build_detector(tiny_config(*config))
+    state = sgb_detector_state(source)
+    assert {"roi_heads.mask.feature_extractor.mask_fcn2.weight", "roi_heads.mask.predictor.conv5_mask.weight",
+            "roi_heads.mask.predictor.mask_fcn_logits.bias"} <= set(state)
+    detector = fresh(source)
+    load_model_weights(detector, write_sgb_checkpoint(str(tmp_path / "mask.pth"), state))
+    for name, tensor in detector.state_dict().items():
+        if name.startswith("roi_heads.mask"):
+            assert torch.equal(tensor, state[sgb_name(name)]), name
+
+
 def test_other_class_count_is_refused_naming_both_numbers(tmp_path):
     gqa_like = build_detector(tiny_config("MODEL.ROI_BOX_HEAD.NUM_CLASSES", "9"))
     path = write_sgb_checkpoint(str(tmp_path / "sgb.pth"), sgb_detector_state(gqa_like))

@@ -7,7 +7,8 @@ part is mapped onto ``SceneGraphDetector``'s state dict (shared/SPEC-SGB-CHECKPO
 * SGB's names become ours (stem, FPN blocks, box head, predictor, Mask R-CNN head); the rest are equal;
 * every tensor is cast to float32 (SGB's FrozenBatchNorm buffers may be float16);
 * FrozenBatchNorm: SGB's has no epsilon, torchvision's adds 1e-5 to the variance, so the variances are
-  stored minus 1e-5 (to the float32 ulp: ``var' + 1e-5 == var`` exactly, so features are SGB's bit for bit);
+  stored minus 1e-5, to the float32 ulp: ``var' + 1e-5 == var`` exactly for every variance >= 1e-5 (features
+  are SGB's bit for bit), within an ulp of ``var`` below;
 * ``rpn.anchor_generator.cell_anchors.*`` are compared with the anchors that the config gives under SGB's
   rule, then dropped; ``roi_heads.relation.*`` (a relation model's head) is ignored.
 
@@ -192,8 +193,8 @@ def _refusals(state: Mapping[str, Tensor], model_state: Mapping[str, Tensor], ma
 
 
 def _without_eps(running_var: Tensor) -> Tensor:
-    """(C,) float32 variances v -> v' with v' + eps == v in float32, so that torchvision's FrozenBatchNorm
-    (rsqrt(v' + eps)) scales exactly as SGB's (rsqrt(v))."""
+    """(C,) float32 variances v -> v' with v' + eps == v in float32 (for v >= eps; the nearest float sum
+    below), so that torchvision's FrozenBatchNorm (rsqrt(v' + eps)) scales exactly as SGB's (rsqrt(v))."""
     adjusted = (running_var.double() - FROZEN_BATCH_NORM_EPS).float()
     for _ in range(4):
         total = adjusted + FROZEN_BATCH_NORM_EPS

@@ -40,7 +40,8 @@ def _describe(source: str, missing: list[str], unexpected: list[str],
     if missing:
         parts.append(f"  {len(missing)} key(s) the model has but the file lacks:{_listed(missing, limit)}")
     if unexpected:
-        parts.append(f"  {len(unexpected)} key(s) in the file that the model does not have:{_listed(unexpected, limit)}")
+        parts.append(f"  {len(unexpected)} key(s) in the file that the model does not have:"
+                     f"{_listed(unexpected, limit)}")
     if shape_mismatches:
         rows = [f"{key}: file {list(file_shape)} vs model {list(model_shape)}"
                 for key, file_shape, model_shape in shape_mismatches]

@@ -80,9 +80,10 @@ def fast_rcnn_loss(class_logits: Tensor, box_regression: Tensor, labels: list[Te
 class DetectorRoIHeads(RoIHeads):
     """torchvision RoIHeads with SGB's box loss, SGDet post-processing and a box-feature interface.
 
-    convention: the box coder (weights BBOX_REG_WEIGHTS), proposal-GT IoU, clipping and NMS (the pooler's
-    level rule is the pooler's). forward(features, proposals [(P_i, 4)], image_sizes, targets=None) -> (detections, losses): in training
-    ([], {"loss_classifier", "loss_box_reg"[, "loss_mask"]}); in eval ([Detections per image], {}).
+    convention: the box coder (weights BBOX_REG_WEIGHTS), proposal-GT IoU, clipping and NMS (the level rule
+    is the pooler's). forward(features, proposals [(P_i, 4)], image_sizes, targets=None) -> (detections,
+    losses): in training ([], {"loss_classifier", "loss_box_reg"[, "loss_mask"]}); in eval
+    ([Detections per image], {}).
     """
 
     def __init__(self, box_roi_pool: MultiScaleRoIAlign, box_head: nn.Module, box_predictor: nn.Module, *,
