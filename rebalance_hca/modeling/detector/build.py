@@ -58,14 +58,13 @@ _SGB_INPUT = {"TO_BGR255": True, "PIXEL_MEAN": [102.9801, 115.9465, 122.7717], "
 
 def _recorded_box_convention(cfg) -> tuple[str, str, str | None]:
     """(config key, path, convention) of the first of MODEL.WEIGHT (loaded last, so its detector weights win)
-    and MODEL.PRETRAINED_DETECTOR_CKPT that is set and records a box convention (an SGB file: "sgb"; our
-    checkpoints: their "box_convention" entry); ("", "", None) when none does."""
+    and MODEL.PRETRAINED_DETECTOR_CKPT that is an existing file recording a box convention (an SGB file:
+    "sgb"; our checkpoints: their "box_convention" entry); ("", "", None) when none does. A missing file is
+    left to the loader, which reports it (or does not need it, when a run resumes)."""
     for key, path in (("MODEL.WEIGHT", cfg.MODEL.WEIGHT),
                       ("MODEL.PRETRAINED_DETECTOR_CKPT", cfg.MODEL.PRETRAINED_DETECTOR_CKPT)):
-        if not path:
+        if not path or not os.path.isfile(path):
             continue
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"{key} not found: {path}")
         recorded = checkpoint_box_convention(path)
         if recorded:
             return key, path, recorded
