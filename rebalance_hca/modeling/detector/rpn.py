@@ -89,7 +89,6 @@ class FixedStrideAnchorGenerator(AnchorGenerator):
             raise ValueError(f"MODEL.RPN.ANCHOR_STRIDE has {len(strides)} entries but ANCHOR_SIZES has "
                              f"{len(sizes)}; they need one per feature level")
         self.strides = tuple(int(stride) for stride in strides)
-        self.inclusive = inclusive
         if inclusive:
             self.cell_anchors = self.inclusive_cell_anchors()
 
