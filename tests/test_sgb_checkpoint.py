@@ -260,8 +260,8 @@ def test_stage1_starts_from_an_sgb_detector_with_one_override(tiny_synthvg, tmp_
 
 
 def test_checkpoints_record_the_box_convention_for_the_next_run(tmp_path, tiny_detector):
-    """A detector fine-tuned from SGB weights saves "sgb"; used later as MODEL.PRETRAINED_DETECTOR_CKPT it
-    brings the convention along, and MODEL.WEIGHT (loaded last) wins over it."""
+    """A model made with "sgb" saves it; used later as MODEL.PRETRAINED_DETECTOR_CKPT (or the stage-1 model,
+    MODEL.PRETRAINED_MODEL_CKPT) it brings the convention along, and the file loaded last wins."""
     sgb_file = Checkpointer(tiny_detector, save_dir=str(tmp_path / "sgb")).save("model_final", 10)
     plain_file = Checkpointer(build_detector(tiny_config()), save_dir=str(tmp_path / "plain")).save("model_final", 10)
     assert checkpoint_box_convention(sgb_file) == "sgb"
@@ -269,3 +269,5 @@ def test_checkpoints_record_the_box_convention_for_the_next_run(tmp_path, tiny_d
     assert build_detector(tiny_config("MODEL.PRETRAINED_DETECTOR_CKPT", sgb_file)).box_convention == "sgb"
     assert build_detector(tiny_config("MODEL.PRETRAINED_DETECTOR_CKPT", sgb_file, "MODEL.WEIGHT",
                                       plain_file)).box_convention == "torchvision"
+    assert build_detector(tiny_config("MODEL.PRETRAINED_DETECTOR_CKPT", plain_file, "MODEL.PRETRAINED_MODEL_CKPT",
+                                      sgb_file)).box_convention == "sgb"

@@ -57,11 +57,13 @@ _SGB_INPUT = {"TO_BGR255": True, "PIXEL_MEAN": [102.9801, 115.9465, 122.7717], "
 
 
 def _recorded_box_convention(cfg) -> tuple[str, str, str | None]:
-    """(config key, path, convention) of the first of MODEL.WEIGHT (loaded last, so its detector weights win)
-    and MODEL.PRETRAINED_DETECTOR_CKPT that is an existing file recording a box convention (an SGB file:
-    "sgb"; our checkpoints: their "box_convention" entry); ("", "", None) when none does. A missing file is
-    left to the loader, which reports it (or does not need it, when a run resumes)."""
+    """(config key, path, convention) of the first of MODEL.WEIGHT, MODEL.PRETRAINED_MODEL_CKPT and
+    MODEL.PRETRAINED_DETECTOR_CKPT (in the reverse order of loading: the last loaded gives the detector its
+    weights) that is an existing file recording a box convention (an SGB file: "sgb"; our checkpoints: their
+    "box_convention" entry); ("", "", None) when none does. A missing file is left to the loader, which
+    reports it (or does not need it, when a run resumes)."""
     for key, path in (("MODEL.WEIGHT", cfg.MODEL.WEIGHT),
+                      ("MODEL.PRETRAINED_MODEL_CKPT", cfg.MODEL.PRETRAINED_MODEL_CKPT),
                       ("MODEL.PRETRAINED_DETECTOR_CKPT", cfg.MODEL.PRETRAINED_DETECTOR_CKPT)):
         if not path or not os.path.isfile(path):
             continue
