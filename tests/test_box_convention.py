@@ -2,6 +2,7 @@
 references of maskrcnn_benchmark's formulas (SPEC-SGB-CHECKPOINTS §6-§7)."""
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -203,3 +204,52 @@ def test_sgdet_postprocessing_clips_and_suppresses_with_plus_one():
     assert sgb.proposal_indices.tolist() == [0, 2]  # +1 IoU 1/3 > 0.3 suppresses proposal 1
     assert sgb.boxes.tolist() == [[0.0, 0.0, 3.0, 3.0], [90.0, 40.0, 99.0, 49.0]]  # clipped to W-1, H-1
     assert detect(TORCHVISION_CONVENTION).proposal_indices.tolist() == [0, 1, 2]
+
+
+def _reference_detections(proposals: np.ndarray, logits: torch.Tensor, deltas: torch.Tensor,
+                          image_size: tuple[int, int], detections_per_img: int) -> tuple[list, list, np.ndarray]:
+    """SGB's box-head post-processing in loops (+1 decode with weights (10, 10, 5, 5), clip to W-1/H-1,
+    score > 0.01, per-class +1 NMS at 0.3, NMS_FILTER_DUPLICATES, kth-value cut): (proposal indices,
+    labels, boxes), ordered by proposal index."""
+    height, width = image_size
+    scores = torch.softmax(logits, dim=1).numpy()
+    deltas = deltas.numpy().reshape(len(proposals), -1, 4)
+    boxes = np.zeros_like(deltas)
+    for p, (x1, y1, x2, y2) in enumerate(proposals):
+        w, h = x2 - x1 + 1, y2 - y1 + 1
+        for c, (dx, dy, dw, dh) in enumerate(deltas[p] / np.array([10.0, 10.0, 5.0, 5.0], dtype=np.float32)):
+            cx, cy = dx * w + x1 + 0.5 * w, dy * h + y1 + 0.5 * h
+            pw, ph = math.exp(min(dw, math.log(1000.0 / 16))) * w, math.exp(min(dh, math.log(1000.0 / 16))) * h
+            box = [cx - 0.5 * pw, cy - 0.5 * ph, cx + 0.5 * pw - 1, cy + 0.5 * ph - 1]
+            boxes[p, c] = [min(max(box[0], 0), width - 1), min(max(box[1], 0), height - 1),
+                           min(max(box[2], 0), width - 1), min(max(box[3], 0), height - 1)]
+    survivors = np.zeros_like(scores)
+    for c in range(1, scores.shape[1]):
+        candidates = np.nonzero(scores[:, c] > 0.01)[0]
+        for kept in _loop_nms(boxes[candidates, c], scores[candidates, c], 0.3)[:300]:
+            survivors[candidates[kept], c] = scores[candidates[kept], c]
+    best, labels = survivors.max(axis=1), survivors.argmax(axis=1)
+    indices = np.nonzero(best > 0)[0]
+    if len(indices) > detections_per_img:
+        threshold = np.sort(best[indices])[len(indices) - detections_per_img]
+        indices = indices[best[indices] >= threshold]
+    return indices.tolist(), labels[indices].tolist(), boxes[indices, labels[indices]]
+
+
+def test_sgb_mode_sgdet_detections_equal_the_loop_reference(sgb_detector):
+    detector = copy.deepcopy(sgb_detector)
+    with torch.no_grad():  # regressions large enough to move boxes across the border and into each other
+        detector.roi_heads.box_predictor.bbox_pred.weight.normal_(std=0.05)
+        detector.roi_heads.box_predictor.cls_score.weight.normal_(std=0.05)
+    images = random_images([(100, 150)], padded=(128, 160), seed=5)
+    with torch.no_grad():
+        features = detector.extract_features(images)
+        detections = detector.detect(images, features)[0]
+        proposals, _ = detector.rpn(images, features)
+        outputs = detector.box_outputs(features, proposals, images.image_sizes)
+    indices, labels, boxes = _reference_detections(proposals[0].numpy(), outputs.class_logits,
+                                                   outputs.box_regression, (100, 150), 20)
+    assert len(detections) == 20
+    assert detections.proposal_indices.tolist() == indices
+    assert detections.labels.tolist() == labels
+    np.testing.assert_allclose(detections.boxes.numpy(), boxes, atol=1e-3)
