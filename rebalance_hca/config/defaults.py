@@ -27,6 +27,11 @@ _C.MODEL.CLS_AGNOSTIC_BBOX_REG = False
 _C.MODEL.WEIGHT = ""
 # Detector checkpoint loaded under the relation head (SGG training / testing).
 _C.MODEL.PRETRAINED_DETECTOR_CKPT = ""
+# Box convention inside the detector (ours, docs/detector.md): "torchvision" (continuous), "sgb" (SGB's +1
+# convention, to reproduce SGB's detector outputs), or "" = the convention recorded by WEIGHT, else
+# PRETRAINED_MODEL_CKPT, else PRETRAINED_DETECTOR_CKPT ("sgb" for an SGB file; our checkpoints record
+# theirs), else "torchvision".
+_C.MODEL.BOX_CONVENTION = ""
 # Stage-1 model loaded in stage 2 (RB / G2S).
 _C.MODEL.PRETRAINED_MODEL_CKPT = ""
 # Backbone ImageNet weights: a local file (ours). Empty = random init unless BACKBONE_DOWNLOAD is True.

@@ -34,6 +34,11 @@ class SceneGraphModel(nn.Module):
         self.relation_head = relation_head
         self.mode = check_mode(mode)
 
+    @property
+    def box_convention(self) -> str:
+        """The detector's MODEL.BOX_CONVENTION ("torchvision" | "sgb"), recorded in checkpoints."""
+        return self.detector.box_convention
+
     def forward(self, images: ImageList, targets: list[dict[str, Tensor]] | None = None):
         if targets is None and (self.training or self.mode != "sgdet"):
             raise ValueError(f"SceneGraphModel needs targets in {'training' if self.training else self.mode}")

@@ -18,31 +18,34 @@ class StateDictMismatchError(RuntimeError):
     """A state dict (checkpoint, weight file) whose key names or tensor shapes do not fit a module."""
 
     def __init__(self, source: str, missing: list[str], unexpected: list[str],
-                 shape_mismatches: list[tuple[str, tuple, tuple]]) -> None:
+                 shape_mismatches: list[tuple[str, tuple, tuple]], listed_per_kind: int | None = _LISTED_PER_KIND
+                 ) -> None:
         self.source = source
         self.missing = missing
         self.unexpected = unexpected
         self.shape_mismatches = shape_mismatches
-        super().__init__(_describe(source, missing, unexpected, shape_mismatches))
+        super().__init__(_describe(source, missing, unexpected, shape_mismatches, listed_per_kind))
 
 
-def _listed(items: list[str]) -> str:
-    shown = items[:_LISTED_PER_KIND]
+def _listed(items: list[str], limit: int | None) -> str:
+    shown = items[:limit]
     more = f"\n    ... and {len(items) - len(shown)} more" if len(items) > len(shown) else ""
     return "".join(f"\n    {item}" for item in shown) + more
 
 
 def _describe(source: str, missing: list[str], unexpected: list[str],
-              shape_mismatches: list[tuple[str, tuple, tuple]]) -> str:
+              shape_mismatches: list[tuple[str, tuple, tuple]], limit: int | None) -> str:
+    """The error message; at most ``limit`` keys listed per kind (None: all)."""
     parts = [f"{source} does not fit the model:"]
     if missing:
-        parts.append(f"  {len(missing)} key(s) the model has but the file lacks:{_listed(missing)}")
+        parts.append(f"  {len(missing)} key(s) the model has but the file lacks:{_listed(missing, limit)}")
     if unexpected:
-        parts.append(f"  {len(unexpected)} key(s) in the file that the model does not have:{_listed(unexpected)}")
+        parts.append(f"  {len(unexpected)} key(s) in the file that the model does not have:"
+                     f"{_listed(unexpected, limit)}")
     if shape_mismatches:
         rows = [f"{key}: file {list(file_shape)} vs model {list(model_shape)}"
                 for key, file_shape, model_shape in shape_mismatches]
-        parts.append(f"  {len(rows)} key(s) with a different shape:{_listed(rows)}")
+        parts.append(f"  {len(rows)} key(s) with a different shape:{_listed(rows, limit)}")
     return "\n".join(parts)
 
 

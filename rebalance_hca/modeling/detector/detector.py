@@ -20,7 +20,6 @@ import torch
 from torch import Tensor, nn
 from torchvision.models.detection.backbone_utils import BackboneWithFPN
 from torchvision.models.detection.image_list import ImageList
-from torchvision.ops import boxes as box_ops
 
 from .roi_heads import BoxHeadOutput, DetectorRoIHeads
 from .rpn import FPNRegionProposalNetwork
@@ -46,6 +45,11 @@ class SceneGraphDetector(nn.Module):
     @property
     def num_classes(self) -> int:
         return self.roi_heads.box_predictor.cls_score.out_features
+
+    @property
+    def box_convention(self) -> str:
+        """MODEL.BOX_CONVENTION this detector was built with: "torchvision" or "sgb" (docs/detector.md)."""
+        return self.roi_heads.convention.name
 
     @property
     def add_gt_boxes_in_train(self) -> bool:
@@ -102,11 +106,11 @@ class SceneGraphDetector(nn.Module):
 
     def match_proposal_labels(self, proposals: Tensor, target: dict[str, Tensor]) -> Tensor:
         """proposals (P, 4), target boxes (G, 4) / labels (G,) -> (P,) int64 label of the best-IoU GT when
-        that IoU >= FG_IOU_THRESHOLD, else 0 (SGB's assign_label_to_proposals)."""
+        that IoU >= FG_IOU_THRESHOLD, else 0 (SGB's assign_label_to_proposals; IoU of the box convention)."""
         gt_boxes, gt_labels = target["boxes"].to(proposals.dtype), target["labels"]
         if gt_boxes.numel() == 0:
             return torch.zeros(len(proposals), dtype=torch.int64, device=proposals.device)
-        best_iou, best_gt = box_ops.box_iou(gt_boxes, proposals).max(dim=0)
+        best_iou, best_gt = self.roi_heads.box_similarity(gt_boxes, proposals).max(dim=0)
         matched = gt_labels[best_gt].to(torch.int64)
         return torch.where(best_iou >= self.roi_heads.proposal_matcher.high_threshold, matched,
                            torch.zeros_like(matched))

@@ -17,6 +17,7 @@ from torchvision.models.detection.roi_heads import RoIHeads, maskrcnn_inference,
 from torchvision.ops import MultiScaleRoIAlign
 from torchvision.ops.poolers import initLevelMapper
 
+from .conventions import TORCHVISION_CONVENTION, BoxConvention, InclusiveLevelMapper
 from .sgdet_postprocess import Detections, SGDetPostProcessor
 
 BOX_LOSS_BETA = 1.0
@@ -32,9 +33,11 @@ class BoxHeadOutput(NamedTuple):
 
 
 def build_fpn_roi_pooler(featmap_names: list[str], output_size: int, sampling_ratio: int,
-                         scales: tuple[float, ...]) -> MultiScaleRoIAlign:
-    """MultiScaleRoIAlign with its level scales fixed from the config (POOLER_SCALES) instead of inferred
-    from the first batch; box -> level k = floor(4 + log2(sqrt(area) / 224 + 1e-6)) clamped to the levels."""
+                         scales: tuple[float, ...], inclusive: bool = False) -> MultiScaleRoIAlign:
+    """MultiScaleRoIAlign (``aligned=False``) with its level scales fixed from the config (POOLER_SCALES)
+    instead of inferred from the first batch; box -> level k = floor(4 + log2(sqrt(area)/224) + 1e-6)
+    (torchvision), or with ``inclusive`` SGB's k = floor(4 + log2(sqrt((w+1)(h+1))/224 + 1e-6)); clamped to
+    the levels. Boxes reach RoIAlign unchanged in both cases."""
     if len(scales) != len(featmap_names):
         raise ValueError(f"POOLER_SCALES has {len(scales)} entries but the FPN has {len(featmap_names)} RoI levels")
     levels = [-torch.log2(torch.tensor(scale)).item() for scale in scales]
@@ -43,7 +46,8 @@ def build_fpn_roi_pooler(featmap_names: list[str], output_size: int, sampling_ra
         raise ValueError(f"POOLER_SCALES must be decreasing powers of 1/2 (e.g. 0.25, 0.125, ...), got {scales}")
     pooler = MultiScaleRoIAlign(featmap_names=featmap_names, output_size=output_size, sampling_ratio=sampling_ratio)
     pooler.scales = [float(scale) for scale in scales]
-    pooler.map_levels = initLevelMapper(int(round(levels[0])), int(round(levels[-1])))
+    k_min, k_max = int(round(levels[0])), int(round(levels[-1]))
+    pooler.map_levels = InclusiveLevelMapper(k_min, k_max) if inclusive else initLevelMapper(k_min, k_max)
     return pooler
 
 
@@ -76,15 +80,18 @@ def fast_rcnn_loss(class_logits: Tensor, box_regression: Tensor, labels: list[Te
 class DetectorRoIHeads(RoIHeads):
     """torchvision RoIHeads with SGB's box loss, SGDet post-processing and a box-feature interface.
 
-    forward(features, proposals [(P_i, 4)], image_sizes, targets=None) -> (detections, losses): in training
-    ([], {"loss_classifier", "loss_box_reg"[, "loss_mask"]}); in eval ([Detections per image], {}).
+    convention: the box coder (weights BBOX_REG_WEIGHTS), proposal-GT IoU, clipping and NMS (the level rule
+    is the pooler's). forward(features, proposals [(P_i, 4)], image_sizes, targets=None) -> (detections,
+    losses): in training ([], {"loss_classifier", "loss_box_reg"[, "loss_mask"]}); in eval
+    ([Detections per image], {}).
     """
 
     def __init__(self, box_roi_pool: MultiScaleRoIAlign, box_head: nn.Module, box_predictor: nn.Module, *,
                  fg_iou_thresh: float, bg_iou_thresh: float, batch_size_per_image: int, positive_fraction: float,
                  bbox_reg_weights: tuple[float, float, float, float], postprocessor_options: dict,
-                 add_gt_boxes_in_train: bool, mask_roi_pool: MultiScaleRoIAlign | None = None,
-                 mask_head: nn.Module | None = None, mask_predictor: nn.Module | None = None) -> None:
+                 add_gt_boxes_in_train: bool, convention: BoxConvention = TORCHVISION_CONVENTION,
+                 mask_roi_pool: MultiScaleRoIAlign | None = None, mask_head: nn.Module | None = None,
+                 mask_predictor: nn.Module | None = None) -> None:
         super().__init__(
             box_roi_pool, box_head, box_predictor,
             fg_iou_thresh, bg_iou_thresh, batch_size_per_image, positive_fraction, bbox_reg_weights,
@@ -93,7 +100,11 @@ class DetectorRoIHeads(RoIHeads):
             mask_roi_pool=mask_roi_pool, mask_head=mask_head, mask_predictor=mask_predictor,
         )
         self.add_gt_boxes_in_train = add_gt_boxes_in_train
-        self.postprocessor = SGDetPostProcessor(box_coder=self.box_coder, **postprocessor_options)
+        self.convention = convention
+        self.box_coder = convention.make_box_coder(bbox_reg_weights)
+        self.box_similarity = convention.box_iou
+        self.postprocessor = SGDetPostProcessor(box_coder=self.box_coder, clip=convention.clip,
+                                                batched_nms=convention.batched_nms, **postprocessor_options)
 
     def add_gt_proposals(self, proposals: list[Tensor], gt_boxes: list[Tensor]) -> list[Tensor]:
         """Append the GT boxes to the proposals only when ADD_GTBOX_TO_PROPOSAL_IN_TRAIN (SGB's RPN flag)."""

@@ -8,12 +8,14 @@ class; finally the DETECTIONS_PER_IMG best by score, ties at the threshold kept 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torchvision.models.detection._utils import BoxCoder
-from torchvision.ops import boxes as box_ops
+
+from .conventions import TORCHVISION_CONVENTION
 
 from .ops import keep_top_per_group
 
@@ -61,17 +63,23 @@ class SGDetPostProcessor:
 
     score_thresh: SCORE_THRESH (strict >); nms_thresh: ROI_HEADS.NMS; post_nms_per_cls_topn: cap per class
     after NMS (<= 0: none); filter_duplicates: NMS_FILTER_DUPLICATES; detections_per_img: DETECTIONS_PER_IMG
-    (<= 0: no limit); box_coder: the box head's coder (weights BBOX_REG_WEIGHTS).
+    (<= 0: no limit); box_coder: the box head's coder (weights BBOX_REG_WEIGHTS); clip(boxes (..., 4),
+    (H, W)) and batched_nms(boxes, scores, groups, threshold): the detector's box convention.
     """
 
     def __init__(self, score_thresh: float, nms_thresh: float, post_nms_per_cls_topn: int,
-                 filter_duplicates: bool, detections_per_img: int, box_coder: BoxCoder) -> None:
+                 filter_duplicates: bool, detections_per_img: int, box_coder: BoxCoder,
+                 clip: Callable[[Tensor, tuple[int, int]], Tensor] = TORCHVISION_CONVENTION.clip,
+                 batched_nms: Callable[[Tensor, Tensor, Tensor, float], Tensor] = TORCHVISION_CONVENTION.batched_nms
+                 ) -> None:
         self.score_thresh = score_thresh
         self.nms_thresh = nms_thresh
         self.post_nms_per_cls_topn = post_nms_per_cls_topn
         self.filter_duplicates = filter_duplicates
         self.detections_per_img = detections_per_img
         self.box_coder = box_coder
+        self.clip = clip
+        self.batched_nms = batched_nms
 
     def __call__(self, class_logits: Tensor, box_regression: Tensor, proposals: list[Tensor],
                  image_sizes: list[tuple[int, int]]) -> list[Detections]:
@@ -85,7 +93,7 @@ class SGDetPostProcessor:
         decoded = self.box_coder.decode(box_regression, proposals).reshape(-1, num_classes, 4)
         results = []
         for logits, boxes_per_cls, image_size in zip(class_logits.split(counts), decoded.split(counts), image_sizes):
-            boxes_per_cls = box_ops.clip_boxes_to_image(boxes_per_cls, image_size)
+            boxes_per_cls = self.clip(boxes_per_cls, image_size)
             results.append(self._single_image(logits, boxes_per_cls))
         return results
 
@@ -96,7 +104,7 @@ class SGDetPostProcessor:
         candidate_class = candidate_class + 1
         candidate_scores = scores[candidate_proposal, candidate_class]
         candidate_boxes = boxes_per_cls[candidate_proposal, candidate_class]
-        keep = box_ops.batched_nms(candidate_boxes, candidate_scores, candidate_class, self.nms_thresh)
+        keep = self.batched_nms(candidate_boxes, candidate_scores, candidate_class, self.nms_thresh)
         keep = keep_top_per_group(keep, candidate_class[keep], self.post_nms_per_cls_topn)
         if self.filter_duplicates:
             surviving = torch.zeros_like(scores)
