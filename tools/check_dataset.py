@@ -34,9 +34,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from rebalance_hca.config import DatasetCatalog, load_config
+from rebalance_hca.config import load_config
 from rebalance_hca.data import DataFormatError, VGDataset, build_dataset, get_dataset_statistics, get_glove_embeddings
-from rebalance_hca.data.build import MODES, dataset_name, rebalance_spec
+from rebalance_hca.data.build import MODES, rebalance_spec
 from rebalance_hca.utils.cli import UserInputError, run_tool, user_errors
 
 DEFAULT_WORKERS = min(8, os.cpu_count() or 1)
@@ -132,7 +132,7 @@ def check_rebalanced_split(cfg) -> list[str]:
     """The stage-2 train split beside the stage-1 one: sizes, and the capped top-K predicates' counts."""
     stage2 = build_dataset(cfg, "train", with_transforms=False, rebalance=True)
     stage1 = build_dataset(cfg, "train", with_transforms=False, rebalance=False)
-    spec = rebalance_spec(cfg, DatasetCatalog.get(dataset_name(cfg, "train"), cfg.DATASETS.DATA_DIR).dict_file)
+    spec = rebalance_spec(cfg)
     before, after = predicate_counts(stage1), predicate_counts(stage2)
     lines = [f"stage-2 train split (top {spec.top_k} predicates capped at {spec.max_instances} relations each): "
              f"{len(stage2)} images, {len(stage2.index.relations)} relations "
@@ -165,7 +165,7 @@ def image_finding(dataset: VGDataset, index: int) -> tuple[str, str] | None:
     height, width = image.shape[:2]
     listed_width, listed_height = int(dataset.widths[index]), int(dataset.heights[index])
     if (width, height) != (listed_width, listed_height):
-        return "warning", (f"{dataset.image_path(index)} decodes to {width}x{height} but image_data.json lists "
+        return "warning", (f"{dataset.image_path(index)} decodes to {width}x{height} but {dataset.SIZE_SOURCE} lists "
                            f"{listed_width}x{listed_height}; the loader rescales its boxes")
     return None
 

@@ -1,4 +1,5 @@
-"""VG150 data layer: files, splits, samples, transforms, loaders, statistics, GloVe vectors, SynthVG.
+"""Data layer for VG150 and Open Images V6: files, splits, samples, transforms, loaders, statistics, GloVe
+vectors, resampling, SynthVG (in either format).
 
 Loader batches are ``(images, targets, indices)``:
     images:  torchvision ImageList, tensors (B, 3, H, W) float32 normalised and zero-padded to
@@ -9,9 +10,11 @@ Loader batches are ``(images, targets, indices)``:
 """
 from .build import build_dataset, get_dataset_statistics, get_glove_embeddings, make_data_loader
 from .statistics import FrequencyStatistics
+from .oi import OIDataset
+from .scene_graph_dataset import SceneGraphDataset
 from .vg import VGDataset
 from .vg_files import DataFormatError
 from .vg_index import RebalanceSpec
 
-__all__ = ["DataFormatError", "FrequencyStatistics", "RebalanceSpec", "VGDataset", "build_dataset",
-           "get_dataset_statistics", "get_glove_embeddings", "make_data_loader"]
+__all__ = ["DataFormatError", "FrequencyStatistics", "OIDataset", "RebalanceSpec", "SceneGraphDataset", "VGDataset",
+           "build_dataset", "get_dataset_statistics", "get_glove_embeddings", "make_data_loader"]

@@ -1,0 +1,224 @@
+"""Reading and validating PySGG's processed Open Images V6 files (../shared/SPEC-OIV6.md §1.2, §1.3).
+
+``annotations/vrd-<split>-anno.json`` is a list of records ``{img_fn, img_size [w, h], bbox [[x1, y1, x2, y2],
+...], det_labels [...] (0-based), rel [[s, o, p], ...] (p 0-based)}``; ``annotations/categories_dict.json``
+holds the name lists ``obj`` and ``rel``. A file is read once per version into flat arrays (CSR offsets per
+record), the nested lists flattened in C (``itertools.chain``), never with a Python loop per box or relation.
+Every problem raises ``DataFormatError`` naming the file, the record index and the field.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from itertools import chain
+
+import numpy as np
+
+from .vg_files import DataFormatError, file_fingerprint, require_file
+
+RECORD_KEYS = ("img_fn", "img_size", "bbox", "det_labels", "rel")
+BACKGROUND = "__background__"
+
+
+@dataclass(frozen=True)
+class OIVocabulary:
+    """Index -> name lists with ``__background__`` at 0 (PySGG prepends it to ``obj`` and ``rel``)."""
+
+    ind_to_classes: list[str]
+    ind_to_predicates: list[str]
+
+
+@dataclass(frozen=True)
+class OIAnnotations:
+    """One ``vrd-<split>-anno.json`` as flat arrays. I records, N boxes, R relations, in file order.
+
+    image_files: (I,) str ``img_fn``; widths, heights: (I,) int64 from ``img_size``; box_offsets: (I + 1,)
+    int64 CSR offsets into boxes/labels; boxes: (N, 4) float64 xyxy in original pixels, as stored; labels:
+    (N,) int64 classes 1..C-1 (``det_labels`` + 1); rel_offsets: (I + 1,) int64 CSR offsets into relations;
+    relations: (R, 3) int64 [subject, object (0-based box indices within the record), predicate 1..P-1
+    (``rel``'s third column + 1)].
+    """
+
+    ann_file: str
+    image_files: np.ndarray
+    widths: np.ndarray
+    heights: np.ndarray
+    box_offsets: np.ndarray
+    boxes: np.ndarray
+    labels: np.ndarray
+    rel_offsets: np.ndarray
+    relations: np.ndarray
+
+
+def load_oi_vocabulary(dict_file: str) -> OIVocabulary:
+    """Parse ``categories_dict.json`` (lists ``obj`` and ``rel`` of names) and prepend ``__background__``."""
+    require_file(dict_file, "Open Images categories_dict.json (dict_file)")
+    return _load_vocabulary_cached(*file_fingerprint(dict_file))
+
+
+@lru_cache(maxsize=4)
+def _load_vocabulary_cached(dict_file: str, _size: int, _mtime: int) -> OIVocabulary:
+    content = _read_json(dict_file)
+    if not isinstance(content, dict):
+        raise DataFormatError(f"{dict_file}: expected a JSON object with lists 'obj' and 'rel'")
+    names = {}
+    for key in ("obj", "rel"):
+        values = content.get(key)
+        if not isinstance(values, list) or not values or not all(isinstance(v, str) and v for v in values):
+            raise DataFormatError(f"{dict_file}: '{key}' must be a non-empty list of names")
+        if len(set(values)) != len(values) or BACKGROUND in values:
+            raise DataFormatError(f"{dict_file}: '{key}' names must be distinct and not {BACKGROUND!r}")
+        names[key] = [BACKGROUND, *values]
+    return OIVocabulary(ind_to_classes=names["obj"], ind_to_predicates=names["rel"])
+
+
+def load_oi_annotations(ann_file: str) -> OIAnnotations:
+    """Read and check one ``vrd-<split>-anno.json``; cached per file version in this process."""
+    require_file(ann_file, "Open Images annotation file (ann_file)")
+    return _load_annotations_cached(*file_fingerprint(ann_file))
+
+
+@lru_cache(maxsize=3)
+def _load_annotations_cached(ann_file: str, _size: int, _mtime: int) -> OIAnnotations:
+    records = _read_json(ann_file)
+    if not isinstance(records, list):
+        raise DataFormatError(f"{ann_file}: expected a JSON list of image records, got {type(records).__name__}")
+    _check_records(ann_file, records)
+    image_files = np.array([record["img_fn"] for record in records], dtype=str)
+    sizes = _numbers(ann_file, records, "img_size", 2, integer=True)
+    boxes, box_offsets = _nested(ann_file, records, "bbox", 4, integer=False)
+    labels, label_offsets = _nested(ann_file, records, "det_labels", 0, integer=True)
+    relations, rel_offsets = _nested(ann_file, records, "rel", 3, integer=True)
+    _check_arrays(ann_file, sizes, boxes, box_offsets, labels, label_offsets, relations, rel_offsets)
+    return OIAnnotations(
+        ann_file=ann_file, image_files=image_files, widths=sizes[:, 0], heights=sizes[:, 1],
+        box_offsets=box_offsets, boxes=boxes, labels=labels + 1, rel_offsets=rel_offsets,
+        relations=relations + np.array([0, 0, 1]),
+    )
+
+
+def _read_json(path: str):
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise DataFormatError(f"{path}: not valid JSON ({error})") from None
+
+
+def _check_records(path: str, records: list) -> None:
+    """Every record a dict with the five keys, img_fn a non-empty string, the other values lists."""
+    for position, record in enumerate(records):
+        if not isinstance(record, dict):
+            raise DataFormatError(f"{path}: record {position} is a {type(record).__name__}, expected an object")
+        missing = [key for key in RECORD_KEYS if key not in record]
+        if missing:
+            raise DataFormatError(f"{path}: record {position} lacks field(s) {missing}")
+        if not isinstance(record["img_fn"], str) or not record["img_fn"]:
+            raise DataFormatError(f"{path}: record {position} field 'img_fn' must be a non-empty string, "
+                                  f"got {record['img_fn']!r}")
+        bad = next((key for key in RECORD_KEYS[1:] if not isinstance(record[key], list)), None)
+        if bad is not None:
+            raise DataFormatError(f"{path}: record {position} field {bad!r} must be a list, "
+                                  f"got {type(record[bad]).__name__}")
+
+
+def _numbers(path: str, records: list, key: str, width: int, integer: bool) -> np.ndarray:
+    """The flat list ``record[key]`` of every record as an (I, width) array; each must hold ``width`` numbers."""
+    lengths = np.fromiter(map(len, (record[key] for record in records)), dtype=np.int64, count=len(records))
+    if (lengths != width).any():
+        position = int(np.flatnonzero(lengths != width)[0])
+        raise DataFormatError(f"{path}: record {position} field {key!r} must hold {width} numbers, "
+                              f"got {records[position][key]!r}")
+    flat = list(chain.from_iterable(record[key] for record in records))
+    values = _as_numbers(path, records, key, flat, integer, np.repeat(np.arange(len(records)), width))
+    values = values.reshape(len(records), width)
+    if (values <= 0).any():
+        position = int(np.flatnonzero((values <= 0).any(1))[0])
+        raise DataFormatError(f"{path}: record {position} field {key!r} must be positive, got {records[position][key]!r}")
+    return values
+
+
+def _nested(path: str, records: list, key: str, width: int, integer: bool) -> tuple[np.ndarray, np.ndarray]:
+    """``record[key]`` of every record flattened: (rows, width) array (width 0: a flat list, (rows,)) and the
+    (I + 1,) CSR offsets. Each inner list must hold ``width`` numbers."""
+    counts = np.fromiter(map(len, (record[key] for record in records)), dtype=np.int64, count=len(records))
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    items = list(chain.from_iterable(record[key] for record in records))
+    record_of_item = np.repeat(np.arange(len(records)), counts)
+    if width:
+        is_list = np.fromiter(map(type, items), dtype=object, count=len(items)) == list
+        if not is_list.all():
+            item = int(np.flatnonzero(~is_list)[0])
+            _raise_item(path, records, key, record_of_item, offsets, item, f"must be a list of {width} numbers")
+        lengths = np.fromiter(map(len, items), dtype=np.int64, count=len(items))
+        if (lengths != width).any():
+            item = int(np.flatnonzero(lengths != width)[0])
+            _raise_item(path, records, key, record_of_item, offsets, item, f"must hold {width} numbers")
+        items = list(chain.from_iterable(items))
+        record_of_item = np.repeat(record_of_item, width)
+    values = _as_numbers(path, records, key, items, integer, record_of_item)
+    return (values.reshape(-1, width) if width else values), offsets
+
+
+def _as_numbers(path: str, records: list, key: str, flat: list, integer: bool,
+                record_of_value: np.ndarray) -> np.ndarray:
+    """A flat list of JSON numbers as int64 (``integer``) or finite float64; anything else raises naming the
+    first record that holds it."""
+    kinds = np.fromiter(map(type, flat), dtype=object, count=len(flat))
+    allowed = (kinds == int) if integer else ((kinds == int) | (kinds == float))
+    if not allowed.all():
+        position = int(record_of_value[np.flatnonzero(~allowed)[0]])
+        raise DataFormatError(f"{path}: record {position} field {key!r} must hold "
+                              f"{'integers' if integer else 'numbers'}, got {records[position][key]!r}")
+    values = np.array(flat, dtype=np.int64 if integer else np.float64)
+    if not integer and not np.isfinite(values).all():
+        position = int(record_of_value[np.flatnonzero(~np.isfinite(values))[0]])
+        raise DataFormatError(f"{path}: record {position} field {key!r} holds a non-finite number")
+    return values
+
+
+def _raise_item(path, records, key, record_of_item, offsets, item: int, problem: str) -> None:
+    position = int(record_of_item[item])
+    inner = item - int(offsets[position])
+    raise DataFormatError(f"{path}: record {position} field {key!r} entry {inner} {problem}, "
+                          f"got {records[position][key][inner]!r}")
+
+
+def _check_arrays(path, sizes, boxes, box_offsets, labels, label_offsets, relations, rel_offsets) -> None:
+    """det_labels as long as bbox; relation box indices within the record's boxes; no negative label or
+    predicate. Vocabulary bounds are the dataset's check (``check_vocabulary_fits``)."""
+    label_mismatch = np.diff(label_offsets) != np.diff(box_offsets)
+    if label_mismatch.any():
+        position = int(np.flatnonzero(label_mismatch)[0])
+        raise DataFormatError(f"{path}: record {position} field 'det_labels' has {np.diff(label_offsets)[position]} "
+                              f"entries but 'bbox' has {np.diff(box_offsets)[position]}")
+    record_of_box = np.repeat(np.arange(len(box_offsets) - 1), np.diff(box_offsets))
+    if len(labels) and labels.min() < 0:
+        position = int(record_of_box[np.flatnonzero(labels < 0)[0]])
+        raise DataFormatError(f"{path}: record {position} field 'det_labels' holds a negative class index")
+    record_of_rel = np.repeat(np.arange(len(rel_offsets) - 1), np.diff(rel_offsets))
+    box_count = np.diff(box_offsets)[record_of_rel]
+    bad = (relations[:, :2] < 0).any(1) | (relations[:, :2] >= box_count[:, None]).any(1) | (relations[:, 2] < 0)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        position = int(record_of_rel[row])
+        raise DataFormatError(
+            f"{path}: record {position} field 'rel' entry {row - int(rel_offsets[position])} = "
+            f"{relations[row].tolist()} needs box indices in [0, {int(box_count[row])}) and a predicate >= 0"
+        )
+
+
+def check_vocabulary_fits(ann: OIAnnotations, dict_file: str, vocabulary: OIVocabulary) -> None:
+    """Labels 1..C-1 and predicates 1..P-1 of ``ann`` exist in ``vocabulary``; raises naming the record."""
+    checks = (("det_labels", ann.labels, ann.box_offsets, len(vocabulary.ind_to_classes), "obj"),
+              ("rel", ann.relations[:, 2], ann.rel_offsets, len(vocabulary.ind_to_predicates), "rel"))
+    for field, values, offsets, limit, key in checks:
+        too_large = values >= limit
+        if too_large.any():
+            row = int(np.flatnonzero(too_large)[0])
+            position = int(np.searchsorted(offsets, row, side="right") - 1)
+            raise DataFormatError(
+                f"{ann.ann_file}: record {position} field {field!r} holds index {int(values[row]) - 1}, but "
+                f"{dict_file} lists {limit - 1} '{key}' names (0-based indices 0..{limit - 2})"
+            )
