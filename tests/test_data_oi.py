@@ -164,16 +164,19 @@ def _bad(records_change=None, categories=None):
 BAD_INPUTS = [
     (lambda r: r[1].pop("rel"), "record 1 lacks field(s) ['rel']"),
     (lambda r: r[1].__setitem__("img_fn", ""), "record 1 field 'img_fn'"),
-    (lambda r: r[1].__setitem__("img_size", [64, 0]), "record 1 field 'img_size' must be positive"),
-    (lambda r: r[1].__setitem__("img_size", [64]), "record 1 field 'img_size' must hold 2 numbers"),
-    (lambda r: r[3]["bbox"].__setitem__(1, [30, 30, 40]), "record 3 field 'bbox' entry 1 must hold 4 numbers"),
-    (lambda r: r[3]["bbox"].__setitem__(0, [0, 0, "10", 10]), "record 3 field 'bbox' must hold numbers"),
+    (lambda r: r[1].__setitem__("img_size", [64, 0]), "record 1 field 'img_size' must hold 2 positive integers"),
+    (lambda r: r[1].__setitem__("img_size", [64]), "record 1 field 'img_size' must hold 2 positive integers"),
+    (lambda r: r[3]["bbox"].__setitem__(1, [30, 30, 40]), "record 3 field 'bbox' entries must be lists of 4 finite numbers, got [[0, 0, 10, 10], [30, 30, 40]]"),
+    (lambda r: r[3]["bbox"].__setitem__(0, [0, 0, "10", 10]), "record 3 field 'bbox' entries must be lists of 4 finite numbers"),
     (lambda r: r[3]["det_labels"].append(0), "record 3 field 'det_labels' has 3 entries but 'bbox' has 2"),
     (lambda r: r[3]["rel"].append([0, 2, 0]), "record 3 field 'rel' entry 1 = [0, 2, 0] needs box indices in [0, 2)"),
-    (lambda r: r[3]["rel"].__setitem__(0, [1, 0, 1.0]), "record 3 field 'rel' must hold integers"),
+    (lambda r: r[3]["rel"].__setitem__(0, [1, 0, 1.0]), "record 3 field 'rel' entries must be lists of 3 integers"),
     (lambda r: r[3]["det_labels"].__setitem__(0, 3), "record 3 field 'det_labels' holds index 3"),
     (lambda r: r[3]["rel"].__setitem__(0, [1, 0, 7]), "record 3 field 'rel' holds index 7"),
     (lambda r: r.__setitem__(2, ["cccc"]), "record 2 is a list, expected an object"),
+    (lambda r: r[0]["bbox"].__setitem__(2, [-5, 0, float("nan"), 10]), "record 0 field 'bbox' entries must be lists"),
+    (lambda r: r[1]["det_labels"].__setitem__(0, None), "record 1 field 'det_labels' must hold integers"),
+    (lambda r: r[1].__setitem__("bbox", {}), "record 1 field 'bbox' must be a list, got dict"),
 ]
 
 
