@@ -213,7 +213,9 @@ def _record_error(path: str, records: list) -> DataFormatError:
 
 def _field_error(path: str, records: list, key: str, valid, problem: str) -> DataFormatError:
     """The first record whose ``record[key]`` is not ``valid``, named with the value."""
-    position = next(position for position, record in enumerate(records) if not valid(record[key]))
+    position = next((position for position, record in enumerate(records) if not valid(record[key])), None)
+    if position is None:  # e.g. integers beyond int64, which every record check accepts
+        return DataFormatError(f"{path}: field {key!r} {problem} that fit 64-bit arrays")
     return DataFormatError(f"{path}: record {position} field {key!r} {problem}, got {records[position][key]!r}")
 
 
