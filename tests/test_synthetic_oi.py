@@ -13,6 +13,7 @@ from tool_loading import load_tool
 from rebalance_hca.config import DatasetCatalog
 from rebalance_hca.data import OIDataset, VGDataset
 from rebalance_hca.data.synthetic import SynthVGOptions, write_synthvg_oi
+from rebalance_hca.data.synthvg.oi_scale import oi_scale_split
 
 OI_CONFIG = os.path.join(ROOT, "configs", "synthetic", "relation_HCA_R18_FPN_oiv6.yaml")
 OPTIONS = SynthVGOptions(num_images=60, seed=0)
@@ -76,3 +77,29 @@ def test_stage1_then_test_through_the_entry_points(tiny_synthvg_oi, tmp_path):
     assert 0.0 <= evaluation["sgg"]["R@50"] <= 1.0
     folder = os.path.join(output, "inference", "openimage_v6_test")
     assert {"predictions.npz", "test_report.txt", "test_results.json"} <= set(os.listdir(folder))
+
+
+def test_oi_scale_split_is_well_formed():
+    rng = np.random.default_rng(0)
+    split = oi_scale_split(rng, 500, first_id=7, used_classes=np.array([3, 9, 601]))
+    assert split.image_ids[[0, -1]].tolist() == [7, 506]
+    assert len(split.boxes) == split.box_counts.sum() and len(split.relations) == split.rel_counts.sum()
+    assert (split.box_counts >= 2).all() and (split.rel_counts >= 1).all()
+    image_boxes = np.repeat(split.box_counts, split.rel_counts)
+    assert (split.relations[:, :2] < image_boxes[:, None]).all()
+    assert (split.relations[:, 0] != split.relations[:, 1]).all()
+    assert set(np.unique(split.labels)) <= {3, 9, 601} and split.relations[:, 2].min() >= 1
+    box_image = np.repeat(np.arange(500), split.box_counts)
+    assert (split.boxes[:, 2] > split.boxes[:, 0]).all() and (split.boxes[:, 2] <= split.widths[box_image]).all()
+    assert (split.boxes[:, 3] <= split.heights[box_image]).all() and (split.boxes[:, :2] >= 0).all()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--format", "oiv6", "--oi-scale"], "--oi-scale writes annotations only"),
+    (["--oi-scale", "--annotations-only"], "--oi-scale needs --format oiv6"),
+    (["--format", "oiv6", "--oi-scale", "--annotations-only", "--num-images", "5"], "--oi-scale fixes the size"),
+])
+def test_make_synthetic_vg_refuses_inconsistent_oi_options(argv, message, capsys):
+    with pytest.raises(SystemExit):
+        load_tool("make_synthetic_vg").parse_args(argv)
+    assert message in capsys.readouterr().err

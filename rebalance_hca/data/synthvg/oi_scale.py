@@ -42,7 +42,7 @@ def oi_scale_split(rng: np.random.Generator, num_images: int, first_id: int, use
     frame = np.stack([widths[box_image], heights[box_image]], axis=1)
     size = np.maximum(1, np.rint(frame * rng.uniform(0.05, 0.7, (len(box_image), 2)))).astype(np.int64)
     top_left = np.floor(rng.random((len(box_image), 2)) * (frame - size + 1)).astype(np.int64)
-    labels = used_classes[rng.choice(OI_OBJECTS_IN_USE, len(box_image), p=_long_tail(OI_OBJECTS_IN_USE, 1.1))]
+    labels = used_classes[rng.choice(len(used_classes), len(box_image), p=_long_tail(len(used_classes), 1.1))]
     rel_image = np.repeat(np.arange(num_images), rel_counts)
     image_boxes = box_counts[rel_image]
     subject = np.floor(rng.random(len(rel_image)) * image_boxes).astype(np.int64)
