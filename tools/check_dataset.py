@@ -34,9 +34,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from rebalance_hca.config import DatasetCatalog, load_config
-from rebalance_hca.data import DataFormatError, VGDataset, build_dataset, get_dataset_statistics, get_glove_embeddings
-from rebalance_hca.data.build import MODES, dataset_name, rebalance_spec
+from rebalance_hca.config import load_config
+from rebalance_hca.data import (DataFormatError, SceneGraphDataset, build_dataset, get_dataset_statistics,
+                                get_glove_embeddings)
+from rebalance_hca.data.build import MODES, rebalance_spec
 from rebalance_hca.utils.cli import UserInputError, run_tool, user_errors
 
 DEFAULT_WORKERS = min(8, os.cpu_count() or 1)
@@ -85,19 +86,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def predicate_counts(dataset: VGDataset) -> np.ndarray:
+def predicate_counts(dataset: SceneGraphDataset) -> np.ndarray:
     """Relation rows per predicate id in the split (index 0, background, is 0). -> (P,) int64."""
     return np.bincount(dataset.index.relations[:, 2], minlength=len(dataset.ind_to_predicates))
 
 
-def summarize_split(mode: str, dataset: VGDataset) -> str:
+def summarize_split(mode: str, dataset: SceneGraphDataset) -> str:
     num_boxes = int(dataset.index.box_count.sum())
     num_relations = len(dataset.index.relations)
     return (f"{mode:5s}: {len(dataset):7d} images  {num_boxes:8d} objects  {num_relations:8d} relations  "
             f"({num_boxes / len(dataset):.1f} objects, {num_relations / len(dataset):.1f} relations per image)")
 
 
-def predicate_long_tail(dataset: VGDataset) -> list[str]:
+def predicate_long_tail(dataset: SceneGraphDataset) -> list[str]:
     counts = predicate_counts(dataset)[1:]
     order = np.argsort(-counts, kind="stable")
     lines = [f"  {dataset.ind_to_predicates[i + 1]:>16s} {counts[i]:8d}" for i in order]
@@ -106,7 +107,7 @@ def predicate_long_tail(dataset: VGDataset) -> list[str]:
     return lines
 
 
-def check_glove(cfg, dataset: VGDataset) -> list[str]:
+def check_glove(cfg, dataset: SceneGraphDataset) -> list[str]:
     """The GloVe vectors the relation head embeds its object classes and predicates with; non-finite
     values are a problem."""
     start = time.perf_counter()
@@ -132,7 +133,7 @@ def check_rebalanced_split(cfg) -> list[str]:
     """The stage-2 train split beside the stage-1 one: sizes, and the capped top-K predicates' counts."""
     stage2 = build_dataset(cfg, "train", with_transforms=False, rebalance=True)
     stage1 = build_dataset(cfg, "train", with_transforms=False, rebalance=False)
-    spec = rebalance_spec(cfg, DatasetCatalog.get(dataset_name(cfg, "train"), cfg.DATASETS.DATA_DIR).dict_file)
+    spec = rebalance_spec(cfg)
     before, after = predicate_counts(stage1), predicate_counts(stage2)
     lines = [f"stage-2 train split (top {spec.top_k} predicates capped at {spec.max_instances} relations each): "
              f"{len(stage2)} images, {len(stage2.index.relations)} relations "
@@ -143,7 +144,7 @@ def check_rebalanced_split(cfg) -> list[str]:
     return lines
 
 
-def check_samples(datasets: dict[str, VGDataset], num_samples: int, findings: Findings) -> list[str]:
+def check_samples(datasets: dict[str, SceneGraphDataset], num_samples: int, findings: Findings) -> list[str]:
     """Load the first ``num_samples`` samples of each split through the transforms, as the loaders do."""
     problems_before, loaded = len(findings.problems), 0
     for mode, dataset in datasets.items():
@@ -155,7 +156,7 @@ def check_samples(datasets: dict[str, VGDataset], num_samples: int, findings: Fi
             f"{len(findings.problems) - problems_before} failed"]
 
 
-def image_finding(dataset: VGDataset, index: int) -> tuple[str, str] | None:
+def image_finding(dataset: SceneGraphDataset, index: int) -> tuple[str, str] | None:
     """("problem", message) for a missing or undecodable image, ("warning", message) for one whose decoded
     size differs from image_data.json's, None for a good one."""
     try:
@@ -165,12 +166,12 @@ def image_finding(dataset: VGDataset, index: int) -> tuple[str, str] | None:
     height, width = image.shape[:2]
     listed_width, listed_height = int(dataset.widths[index]), int(dataset.heights[index])
     if (width, height) != (listed_width, listed_height):
-        return "warning", (f"{dataset.image_path(index)} decodes to {width}x{height} but image_data.json lists "
+        return "warning", (f"{dataset.image_path(index)} decodes to {width}x{height} but {dataset.SIZE_SOURCE} lists "
                            f"{listed_width}x{listed_height}; the loader rescales its boxes")
     return None
 
 
-def check_images(datasets: dict[str, VGDataset], workers: int, findings: Findings) -> list[str]:
+def check_images(datasets: dict[str, SceneGraphDataset], workers: int, findings: Findings) -> list[str]:
     """Decode every image of every split on ``workers`` threads (OpenCV decodes without holding the GIL)."""
     start, decoded = time.perf_counter(), 0
     with ThreadPoolExecutor(workers) as pool:
@@ -183,7 +184,7 @@ def check_images(datasets: dict[str, VGDataset], workers: int, findings: Finding
     return [f"decoded {decoded} images in {time.perf_counter() - start:.1f} s"]
 
 
-def verdict(findings: Findings, datasets: dict[str, VGDataset], full: bool) -> list[str]:
+def verdict(findings: Findings, datasets: dict[str, SceneGraphDataset], full: bool) -> list[str]:
     """The warnings and problems, one per line, then the verdict line."""
     lines = [f"warning: {message}" for message in findings.warnings]
     lines += [f"problem: {message}" for message in findings.problems]

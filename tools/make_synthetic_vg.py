@@ -1,11 +1,16 @@
-"""Generate SynthVG, the project's synthetic dataset in VG150's file formats.
+"""Generate SynthVG, the project's synthetic dataset in VG150's file formats or Open Images V6's (PySGG).
 
     python tools/make_synthetic_vg.py --output-dir datasets/synthvg [--num-images 4000] [--seed 0]
         [--image-size 192] [--test-fraction 0.3] [--annotations-only] [--workers N] [--overwrite]
+        [--format vg150|oiv6] [--num-val-images 100]
     python tools/make_synthetic_vg.py --output-dir datasets/vg_scale --vg-scale --annotations-only
+    python tools/make_synthetic_vg.py --output-dir datasets/oi_scale --format oiv6 --oi-scale --annotations-only
 
-writes <output-dir>/vg/{VG_100K/, VG-SGG-with-attri.h5, VG-SGG-dicts-with-attri.json, image_data.json,
-glove.6B.200d.txt}; point DATASETS.DATA_DIR (and GLOVE_DIR at <output-dir>/vg) there.
+--format vg150 (default) writes <output-dir>/vg/{VG_100K/, VG-SGG-with-attri.h5, VG-SGG-dicts-with-attri.json,
+image_data.json, glove.6B.200d.txt}; point DATASETS.DATA_DIR (and GLOVE_DIR at <output-dir>/vg) there.
+--format oiv6 writes the same scenes as <output-dir>/openimages/open_image_v6/{images/, annotations/
+vrd-{train,val,test}-anno.json, annotations/categories_dict.json, glove.6B.200d.txt} (val: the first
+--num-val-images train-pool images); DATASETS.DATA_DIR = <output-dir>, GLOVE_DIR = that folder.
 """
 from __future__ import annotations
 
@@ -16,8 +21,15 @@ import sys
 import time
 
 
+import numpy as np
+
+from rebalance_hca.data.oi_files import load_oi_annotations, load_oi_vocabulary
 from rebalance_hca.data.synthetic import (
-    DEFAULT_IMAGE_SIZE, DEFAULT_NUM_IMAGES, DEFAULT_TEST_FRACTION, SynthVGOptions, write_synthvg, write_vg_scale,
+    DEFAULT_IMAGE_SIZE, DEFAULT_NUM_IMAGES, DEFAULT_OI_VAL_IMAGES, DEFAULT_TEST_FRACTION, SynthVGOptions,
+    write_oi_scale, write_synthvg, write_synthvg_oi, write_vg_scale,
+)
+from rebalance_hca.data.synthvg.oi_writer import (
+    CATEGORIES_FILE_NAME, OI_ANNOTATION_FOLDER_NAME, OI_SPLITS, annotation_file_name,
 )
 from rebalance_hca.data.synthvg.writers import DICTS_FILE_NAME
 
@@ -37,12 +49,37 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1),
                         help="processes that render images")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing SynthVG folder")
+    parser.add_argument("--format", choices=("vg150", "oiv6"), default="vg150",
+                        help="VG150's files (default) or PySGG's Open Images V6 layout")
+    parser.add_argument("--num-val-images", type=int, default=DEFAULT_OI_VAL_IMAGES,
+                        help="--format oiv6: train-pool images written as the val split")
+    parser.add_argument("--oi-scale", action="store_true",
+                        help="Open Images V6-sized annotation-only files (126,368 / 1,813 / 5,322 images)")
     args = parser.parse_args(argv)
-    if args.vg_scale and args.num_images is not None:
-        parser.error("--vg-scale fixes the size (108,073 images); drop --num-images")
-    if args.vg_scale and not args.annotations_only:
-        parser.error("--vg-scale writes annotations only; add --annotations-only")
+    for flag, size, fmt in (("vg_scale", "108,073 images", "vg150"), ("oi_scale", "126,368 train images", "oiv6")):
+        if getattr(args, flag) and args.num_images is not None:
+            parser.error(f"--{flag.replace('_', '-')} fixes the size ({size}); drop --num-images")
+        if getattr(args, flag) and not args.annotations_only:
+            parser.error(f"--{flag.replace('_', '-')} writes annotations only; add --annotations-only")
+        if getattr(args, flag) and args.format != fmt:
+            parser.error(f"--{flag.replace('_', '-')} needs --format {fmt}")
     return args
+
+
+def oi_summary(folder: str) -> list[str]:
+    """Sizes per split and the train predicates, most frequent first, of an Open Images-format folder."""
+    annotations = os.path.join(folder, OI_ANNOTATION_FOLDER_NAME)
+    predicates = load_oi_vocabulary(os.path.join(annotations, CATEGORIES_FILE_NAME)).ind_to_predicates
+    lines, counts = [], None
+    for split in OI_SPLITS:
+        ann = load_oi_annotations(os.path.join(annotations, annotation_file_name(split)))
+        lines.append(f"{split}: {len(ann.image_files)} images, {len(ann.boxes)} boxes, {len(ann.relations)} relations")
+        if split == "train":
+            counts = np.bincount(ann.relations[:, 2], minlength=len(predicates))
+    order = np.argsort(-counts[1:], kind="stable") + 1
+    lines.append("train predicates, most frequent first: "
+                 + ", ".join(f"{predicates[p]} {counts[p]}" for p in order if counts[p]))
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,14 +88,25 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.vg_scale:
             folder = write_vg_scale(args.output_dir, args.seed, args.test_fraction, args.overwrite)
+        elif args.oi_scale:
+            folder = write_oi_scale(args.output_dir, args.seed, args.overwrite)
         else:
             options = SynthVGOptions(num_images=args.num_images or DEFAULT_NUM_IMAGES, seed=args.seed,
                                      image_size=args.image_size, test_fraction=args.test_fraction)
-            folder = write_synthvg(args.output_dir, options, annotations_only=args.annotations_only,
-                                   overwrite=args.overwrite, workers=args.workers)
+            if args.format == "oiv6":
+                folder = write_synthvg_oi(args.output_dir, options, args.num_val_images,
+                                          annotations_only=args.annotations_only, overwrite=args.overwrite,
+                                          workers=args.workers)
+            else:
+                folder = write_synthvg(args.output_dir, options, annotations_only=args.annotations_only,
+                                       overwrite=args.overwrite, workers=args.workers)
     except (FileExistsError, ValueError) as error:
         print(f"make_synthetic_vg: error: {error}", file=sys.stderr)
         return 2
+    if args.format == "oiv6":
+        print(f"wrote {folder} in {time.perf_counter() - start:.1f} s")
+        print("\n".join(oi_summary(folder)))
+        return 0
     with open(os.path.join(folder, DICTS_FILE_NAME), encoding="utf-8") as handle:
         counts = json.load(handle)
     predicate_counts = sorted(counts["predicate_count"].items(), key=lambda item: -item[1])

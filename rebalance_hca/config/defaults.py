@@ -161,6 +161,13 @@ _C.MODEL.ROI_RELATION_HEAD.REBALANCE = CN()
 _C.MODEL.ROI_RELATION_HEAD.REBALANCE.TOP_K_PREDICATES = 15
 _C.MODEL.ROI_RELATION_HEAD.REBALANCE.MAX_INSTANCES = 2000
 
+# BGNN's bi-level resampling of the train split (PySGG's keys and values; SPEC-OIV6 §1.5), off by default.
+_C.MODEL.ROI_RELATION_HEAD.DATA_RESAMPLING = False
+_C.MODEL.ROI_RELATION_HEAD.DATA_RESAMPLING_METHOD = "bilvl"
+_C.MODEL.ROI_RELATION_HEAD.DATA_RESAMPLING_PARAM = CN()
+_C.MODEL.ROI_RELATION_HEAD.DATA_RESAMPLING_PARAM.REPEAT_FACTOR = 0.1
+_C.MODEL.ROI_RELATION_HEAD.DATA_RESAMPLING_PARAM.INSTANCE_DROP_RATE = 0.85
+
 # ---------------------------------------------------------------------------------------------------------
 # Input
 # ---------------------------------------------------------------------------------------------------------

@@ -29,6 +29,19 @@ class VGPaths:
     image_file: str
 
 
+_OI_FOLDER = "openimages/open_image_v6"
+
+
+@dataclass(frozen=True)
+class OIPaths:
+    """Absolute paths of an Open Images V6 entry in PySGG's layout (../shared/SPEC-OIV6.md §1.1), and its split."""
+
+    split: str
+    img_dir: str
+    ann_file: str
+    dict_file: str
+
+
 def resolve_data_dir(configured: str = "") -> str:
     """The data root: the config value, else the environment variable, else ``./datasets``."""
     root = configured or os.environ.get(DATA_DIR_ENV, "") or "datasets"
@@ -36,20 +49,28 @@ def resolve_data_dir(configured: str = "") -> str:
 
 
 class DatasetCatalog:
-    """Maps SGB dataset names (``VG_stanford_filtered_with_attribute_{train,val,test}``) to file paths."""
+    """Maps SGB's VG150 names (``VG_stanford_filtered_with_attribute_{train,val,test}``) to ``VGPaths`` and
+    PySGG's Open Images V6 names (``openimage_v6_{train,val,test}``) to ``OIPaths``."""
 
     PREFIX = "VG_stanford_filtered_with_attribute_"
+    OI_PREFIX = "openimage_v6_"
     SPLITS = ("train", "val", "test")
 
     @classmethod
     def names(cls) -> list[str]:
-        return [cls.PREFIX + split for split in cls.SPLITS]
+        return [prefix + split for prefix in (cls.PREFIX, cls.OI_PREFIX) for split in cls.SPLITS]
 
     @classmethod
-    def get(cls, name: str, data_dir: str = "") -> VGPaths:
+    def get(cls, name: str, data_dir: str = "") -> VGPaths | OIPaths:
         """Paths for ``name``; raises KeyError listing the known names when ``name`` is not one."""
-        if not name.startswith(cls.PREFIX) or name[len(cls.PREFIX):] not in cls.SPLITS:
+        if name not in cls.names():
             raise KeyError(f"unknown dataset name {name!r}; known names: {', '.join(cls.names())}")
         root = resolve_data_dir(data_dir)
+        if name.startswith(cls.OI_PREFIX):
+            split = name[len(cls.OI_PREFIX):]
+            folder = os.path.join(root, _OI_FOLDER)
+            return OIPaths(split=split, img_dir=os.path.join(folder, "images"),
+                           ann_file=os.path.join(folder, "annotations", f"vrd-{split}-anno.json"),
+                           dict_file=os.path.join(folder, "annotations", "categories_dict.json"))
         files = {key: os.path.join(root, rel) for key, rel in _VG_FILES.items()}
         return VGPaths(split=name[len(cls.PREFIX):], **files)

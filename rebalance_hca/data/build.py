@@ -2,15 +2,22 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.distributed as dist
 
 from ..config import DatasetCatalog
+from ..config.paths_catalog import OIPaths
 from ..utils.seed import derived_seed
 from .collate import BatchCollator
 from .glove import embedding_for_names
-from .statistics import FrequencyStatistics, load_or_compute_statistics
+from .oi import OIDataset, predicate_counts
+from .oi_files import load_oi_annotations, load_oi_vocabulary
+from .resampling import ResamplingOptions
+from .scene_graph_dataset import SceneGraphDataset
+from .statistics import FrequencyStatistics, load_or_compute_oi_statistics, load_or_compute_statistics
 from .samplers import InferenceBatchSampler, IterationBatchSampler, SeededDataset, aspect_ratio_groups
 from .transforms import build_transforms
 from .vg import VGDataset
@@ -18,6 +25,45 @@ from .vg_files import DataFormatError, load_vocabulary
 from .vg_index import RebalanceSpec
 
 MODES = ("train", "val", "test")
+RESAMPLING_METHODS = ("bilvl",)
+
+
+@dataclass(frozen=True)
+class TrainVocabulary:
+    """What the model needs of the train dataset's vocabulary. C classes and P predicates, background at 0.
+
+    source: the file the names come from; predicate_counts: (P,) float64 training counts (index 0 unused):
+    VG150 the dictionary's ``predicate_count`` (as RB reads it), Open Images the relations of the train
+    annotation file; predicate_order: predicate ids most frequent first (empty when there are no counts).
+    """
+
+    source: str
+    ind_to_classes: list[str]
+    ind_to_predicates: list[str]
+    predicate_counts: np.ndarray
+    predicate_order: tuple[int, ...]
+
+
+def train_vocabulary(cfg) -> TrainVocabulary:
+    """The vocabulary and predicate counts of DATASETS.TRAIN (either format)."""
+    paths = DatasetCatalog.get(dataset_name(cfg, "train"), cfg.DATASETS.DATA_DIR)
+    if isinstance(paths, OIPaths):
+        vocabulary = load_oi_vocabulary(paths.dict_file)
+        counts = predicate_counts(load_oi_annotations(paths.ann_file), len(vocabulary.ind_to_predicates))
+        order = tuple(int(i) + 1 for i in np.argsort(-counts[1:], kind="stable"))
+        return TrainVocabulary(paths.ann_file, vocabulary.ind_to_classes, vocabulary.ind_to_predicates,
+                               counts.astype(np.float64), order)
+    vocabulary = load_vocabulary(paths.dict_file)
+    name_to_id = {name: index for index, name in enumerate(vocabulary.ind_to_predicates)}
+    unknown = sorted(set(vocabulary.predicate_count) - set(name_to_id))
+    if unknown:
+        raise DataFormatError(f"{paths.dict_file}: predicate_count names unknown predicates {unknown}")
+    counts = np.zeros(len(vocabulary.ind_to_predicates), dtype=np.float64)
+    for name, count in vocabulary.predicate_count.items():
+        counts[name_to_id[name]] = count
+    by_frequency = sorted(vocabulary.predicate_count, key=lambda name: -vocabulary.predicate_count[name])
+    return TrainVocabulary(paths.dict_file, vocabulary.ind_to_classes, vocabulary.ind_to_predicates, counts,
+                           tuple(name_to_id[name] for name in by_frequency))
 
 
 def dataset_name(cfg, mode: str) -> str:
@@ -31,48 +77,66 @@ def dataset_name(cfg, mode: str) -> str:
     return names[0]
 
 
-def rebalance_spec(cfg, dict_file: str) -> RebalanceSpec:
-    """Stage-2 rebalancing from MODEL.ROI_RELATION_HEAD.REBALANCE and the dictionary's predicate counts."""
-    vocabulary = load_vocabulary(dict_file)
-    if not vocabulary.predicate_count:
-        raise DataFormatError(f"{dict_file}: predicate_count is needed for the stage-2 rebalanced split")
-    name_to_id = {name: index for index, name in enumerate(vocabulary.ind_to_predicates)}
-    unknown = sorted(set(vocabulary.predicate_count) - set(name_to_id))
-    if unknown:
-        raise DataFormatError(f"{dict_file}: predicate_count names unknown predicates {unknown}")
-    by_frequency = sorted(vocabulary.predicate_count, key=lambda name: -vocabulary.predicate_count[name])
+def rebalance_spec(cfg) -> RebalanceSpec:
+    """Stage-2 rebalancing from MODEL.ROI_RELATION_HEAD.REBALANCE and the train predicate counts
+    (``train_vocabulary``)."""
+    vocabulary = train_vocabulary(cfg)
+    if not vocabulary.predicate_order:
+        raise DataFormatError(f"{vocabulary.source}: predicate_count is needed for the stage-2 rebalanced split")
     options = cfg.MODEL.ROI_RELATION_HEAD.REBALANCE
-    return RebalanceSpec(predicate_order=tuple(name_to_id[name] for name in by_frequency),
-                         top_k=options.TOP_K_PREDICATES, max_instances=options.MAX_INSTANCES)
+    return RebalanceSpec(predicate_order=vocabulary.predicate_order, top_k=options.TOP_K_PREDICATES,
+                         max_instances=options.MAX_INSTANCES)
+
+
+def resampling_options(cfg) -> ResamplingOptions | None:
+    """BGNN's bi-level resampling from MODEL.ROI_RELATION_HEAD.DATA_RESAMPLING*, or None when it is off."""
+    head = cfg.MODEL.ROI_RELATION_HEAD
+    if not head.DATA_RESAMPLING:
+        return None
+    if head.DATA_RESAMPLING_METHOD not in RESAMPLING_METHODS:
+        raise ValueError(f"MODEL.ROI_RELATION_HEAD.DATA_RESAMPLING_METHOD must be one of {RESAMPLING_METHODS}, "
+                         f"got {head.DATA_RESAMPLING_METHOD!r}")
+    param = head.DATA_RESAMPLING_PARAM
+    return ResamplingOptions(param.REPEAT_FACTOR, param.INSTANCE_DROP_RATE, derived_seed(cfg.SEED, "bilevel resampling"))
 
 
 def build_dataset(cfg, mode: str, with_transforms: bool = True, augment: bool | None = None,
-                  rebalance: bool | None = None) -> VGDataset:
-    """The VG150-format split for ``mode``, with SGB's filters as the config implies (SPEC §1.2, §6.3).
+                  rebalance: bool | None = None) -> SceneGraphDataset:
+    """The split for ``mode`` (VG150 or Open Images V6, by the catalog name), with the references' filters as
+    the config implies (SPEC §1.2, §6.3; SPEC-OIV6 §1.4).
 
     rebalance: the stage-2 rebalanced train split; by default when MODEL.ROI_RELATION_HEAD.WITH_CLEAN_CLASSIFIER
     is on (stage 2). False gives stage 1's full train split whatever the stage (statistics, confusion matrix).
     augment: the training transforms (random resize, flips, jitter) instead of the test ones; by default
     for mode "train" only (inference over the train split, e.g. for the confusion matrix, passes False).
+    Bi-level resampling (MODEL.ROI_RELATION_HEAD.DATA_RESAMPLING) applies to the training split with its
+    training transforms only.
     """
     paths = DatasetCatalog.get(dataset_name(cfg, mode), cfg.DATASETS.DATA_DIR)
     head = cfg.MODEL.ROI_RELATION_HEAD
     is_train_split = paths.split == "train"
     rebalanced = head.WITH_CLEAN_CLASSIFIER if rebalance is None else rebalance
+    training = mode == "train" if augment is None else augment
+    common = dict(
+        filter_empty_rels=cfg.MODEL.RELATION_ON,
+        filter_duplicate_rels=cfg.DATASETS.FILTER_DUPLICATE_RELS,
+        rebalance=rebalance_spec(cfg) if is_train_split and rebalanced else None,
+        transforms=build_transforms(cfg, is_train=training) if with_transforms else None,
+        resampling=resampling_options(cfg) if is_train_split and training and with_transforms else None,
+    )
+    if isinstance(paths, OIPaths):
+        return OIDataset(split=paths.split, img_dir=paths.img_dir, ann_file=paths.ann_file, dict_file=paths.dict_file,
+                         **common)
     return VGDataset(
         split=paths.split,
         img_dir=paths.img_dir,
         roidb_file=paths.roidb_file,
         dict_file=paths.dict_file,
         image_file=paths.image_file,
-        filter_empty_rels=cfg.MODEL.RELATION_ON,
         filter_non_overlap=is_train_split and (not head.USE_GT_BOX) and cfg.MODEL.RELATION_ON
         and head.REQUIRE_BOX_OVERLAP,
-        filter_duplicate_rels=cfg.DATASETS.FILTER_DUPLICATE_RELS,
         num_val_im=cfg.DATASETS.NUM_VAL_IM,
-        rebalance=rebalance_spec(cfg, paths.dict_file) if is_train_split and rebalanced else None,
-        transforms=build_transforms(cfg, is_train=mode == "train" if augment is None else augment)
-        if with_transforms else None,
+        **common,
     )
 
 
@@ -89,7 +153,7 @@ def _per_rank_batch(total: int, world_size: int, key: str) -> int:
 
 
 def make_data_loader(cfg, mode: str = "train", is_distributed: bool = False, start_iter: int = 0,
-                     dataset: VGDataset | None = None) -> torch.utils.data.DataLoader:
+                     dataset: SceneGraphDataset | None = None) -> torch.utils.data.DataLoader:
     """Batches ``(ImageList, targets, indices)`` for ``mode`` (see ``rebalance_hca.data`` docs).
 
     Train: SOLVER.MAX_ITER - start_iter batches of SOLVER.IMS_PER_BATCH / world_size images.
@@ -103,11 +167,14 @@ def make_data_loader(cfg, mode: str = "train", is_distributed: bool = False, sta
     dataset = dataset if dataset is not None else build_dataset(cfg, mode)
     rank, world_size = _rank_and_world_size(is_distributed)
     if mode == "train":
+        resampling = getattr(dataset, "resampling", None)
+        repeated = resampling.repeated_indices() if resampling is not None else None
         batch_sampler = IterationBatchSampler(
             aspect_ratio_groups(dataset.image_aspect_ratios()),
             _per_rank_batch(cfg.SOLVER.IMS_PER_BATCH, world_size, "SOLVER.IMS_PER_BATCH"),
             num_iterations=cfg.SOLVER.MAX_ITER, start_iter=start_iter, seed=cfg.SEED,
             rank=rank, world_size=world_size, group_by_aspect=cfg.DATALOADER.ASPECT_RATIO_GROUPING,
+            repeated_indices=repeated,
         )
     else:
         batch_sampler = InferenceBatchSampler(
@@ -125,11 +192,13 @@ def make_data_loader(cfg, mode: str = "train", is_distributed: bool = False, sta
 
 
 def get_dataset_statistics(cfg) -> FrequencyStatistics:
-    """Frequency statistics of the train split (SPEC §1.7), cached in OUTPUT_DIR as SGB does
-    (``<train dataset name>_statistics.cache``), recomputed when the source files change."""
+    """Frequency statistics of the train split (SPEC §1.7, SPEC-OIV6 §1.7), cached in OUTPUT_DIR as SGB and
+    PySGG do (``<train dataset name>_statistics.cache``), recomputed when the source files change."""
     name = dataset_name(cfg, "train")
     paths = DatasetCatalog.get(name, cfg.DATASETS.DATA_DIR)
     cache_file = os.path.join(cfg.OUTPUT_DIR, f"{name}_statistics.cache")
+    if isinstance(paths, OIPaths):
+        return load_or_compute_oi_statistics(paths.ann_file, paths.dict_file, cache_file)
     return load_or_compute_statistics(paths.roidb_file, paths.dict_file, cfg.DATASETS.NUM_VAL_IM, cache_file)
 
 

@@ -41,11 +41,20 @@ class IterationBatchSampler(torch.utils.data.Sampler):
     and batches are ordered by their first image. Incomplete batches are dropped, and every rank serves only
     as many batches as the rank with the fewest (each rank computes every rank's share from the shared seed),
     so all ranks are in the same epoch at every step and no image is served to two ranks within an epoch.
+
+    ``repeated_indices`` (bi-level resampling): the dataset indices of one epoch, an image listed as many
+    times as it repeats. An epoch then permutes these positions, and a sample's seed derives from its
+    position, so two copies of an image get different augmentations and relation masks. Without it the
+    positions are the dataset indices (keys as before).
     """
 
     def __init__(self, group_ids: np.ndarray, batch_size: int, num_iterations: int, start_iter: int = 0,
-                 seed: int = 0, rank: int = 0, world_size: int = 1, group_by_aspect: bool = True) -> None:
-        self.group_ids = np.asarray(group_ids) if group_by_aspect else np.zeros(len(group_ids), dtype=np.int64)
+                 seed: int = 0, rank: int = 0, world_size: int = 1, group_by_aspect: bool = True,
+                 repeated_indices: np.ndarray | None = None) -> None:
+        self.dataset_index = (np.arange(len(group_ids)) if repeated_indices is None
+                              else np.asarray(repeated_indices, dtype=np.int64))
+        group_ids = np.asarray(group_ids)[self.dataset_index]
+        self.group_ids = group_ids if group_by_aspect else np.zeros(len(group_ids), dtype=np.int64)
         self.batch_size = batch_size
         self.num_iterations = num_iterations
         self.start_iter = start_iter
@@ -59,7 +68,8 @@ class IterationBatchSampler(torch.utils.data.Sampler):
             )
 
     def rank_batches(self, epoch: int, rank: int) -> list[np.ndarray]:
-        """Every full batch of ``rank``'s share of ``epoch``, in serving order; each (batch_size,) int64."""
+        """Every full batch of ``rank``'s share of ``epoch``, in serving order; each (batch_size,) int64
+        positions (dataset indices unless ``repeated_indices`` was given)."""
         permutation = np.random.default_rng(self.seed + epoch).permutation(len(self.group_ids))
         share = permutation[rank::self.world_size]
         batches = []
@@ -93,7 +103,8 @@ class IterationBatchSampler(torch.utils.data.Sampler):
             batches = self.epoch_batches(epoch)
             first, stop = max(self.start_iter - iteration, 0), self.num_iterations - iteration
             for batch in batches[first:stop]:
-                yield sample_keys(batch, self.seed, epoch)
+                yield [(int(self.dataset_index[position]), sample_seed(self.seed, epoch, int(position)))
+                       for position in batch]
             iteration += len(batches)
             epoch += 1
 

@@ -1,5 +1,10 @@
-"""Frequency-bias statistics (SPEC §1.7): fg_matrix, bg_matrix and pred_dist, counted vectorized over the
-train split with the overlap filter on, and cached on disk keyed to the source files."""
+"""Frequency-bias statistics (SPEC §1.7, SPEC-OIV6 §1.7): fg_matrix, bg_matrix and pred_dist, counted
+vectorized over the train split (VG150: with the overlap filter on; Open Images: as loaded), and cached on
+disk keyed to the source files.
+
+``pred_dist`` is stored as log-probabilities for both datasets, the form ``FrequencyBias`` takes. PySGG's and
+RB's Open Images code stores the probabilities without the log (PySGG's own FrequencyBias takes the log; RB's,
+SGB's, does not, so RB initialises its Open Images bias with probabilities + 1e-3, SPEC-OIV6 §3)."""
 from __future__ import annotations
 
 import json
@@ -12,7 +17,9 @@ import numpy as np
 
 from ..structures.boxes import paired_positive_intersection
 from ..utils.atomic import write_cache
-from .vg_files import VGAnnotations, file_fingerprint, load_annotations, load_vocabulary
+from .oi import select_oi_split
+from .oi_files import load_oi_annotations, load_oi_vocabulary
+from .vg_files import file_fingerprint, load_annotations, load_vocabulary
 from .vg_index import SplitIndex, select_split
 
 logger = logging.getLogger(__name__)
@@ -36,21 +43,26 @@ class FrequencyStatistics:
     pred_dist: np.ndarray
 
 
-def count_statistics(ann: VGAnnotations, index: SplitIndex, num_classes: int,
+def count_statistics(labels: np.ndarray, boxes: np.ndarray, index: SplitIndex, num_classes: int,
                      num_predicates: int) -> FrequencyStatistics:
-    """Count fg/bg over the images of ``index`` exactly as SGB's ``get_VG_statistics(must_overlap=True)``."""
+    """Count fg/bg over the images of ``index`` exactly as SGB's ``get_VG_statistics(must_overlap=True)``.
+
+    labels: (N_all,) int64 and boxes: (N_all, 4) xyxy, the flat object arrays ``index.box_start`` points into
+    (VG150: the 1024 frame; Open Images: original pixels).
+    """
     relations = index.relations
     image_of_rel = np.repeat(np.arange(len(index.image_rows)), np.diff(index.rel_offsets))
     first_row = index.box_start[image_of_rel]
-    subject_class = ann.labels[first_row + relations[:, 0]]
-    object_class = ann.labels[first_row + relations[:, 1]]
+    subject_class = labels[first_row + relations[:, 0]]
+    object_class = labels[first_row + relations[:, 1]]
     fg_flat = (subject_class * num_classes + object_class) * num_predicates + relations[:, 2]
     fg_matrix = np.bincount(fg_flat, minlength=num_classes * num_classes * num_predicates)
     fg_matrix = fg_matrix.reshape(num_classes, num_classes, num_predicates).astype(np.int64)
 
     bg_matrix = np.zeros(num_classes * num_classes, dtype=np.int64)
     for chunk in _image_chunks(index.box_count):
-        bg_matrix += _count_background_pairs(ann, index.box_start[chunk], index.box_count[chunk], num_classes)
+        bg_matrix += _count_background_pairs(labels, boxes, index.box_start[chunk], index.box_count[chunk],
+                                             num_classes)
     bg_matrix = bg_matrix.reshape(num_classes, num_classes) + 1
     fg_matrix[:, :, 0] = bg_matrix
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -66,10 +78,10 @@ def _image_chunks(box_count: np.ndarray) -> list[np.ndarray]:
     return np.split(np.arange(len(box_count)), boundaries)
 
 
-def _count_background_pairs(ann: VGAnnotations, box_start: np.ndarray, box_count: np.ndarray,
+def _count_background_pairs(labels: np.ndarray, boxes: np.ndarray, box_start: np.ndarray, box_count: np.ndarray,
                             num_classes: int) -> np.ndarray:
-    """bg counts of some images: ordered pairs of distinct boxes with positive intersection (1024 frame,
-    no +1); all distinct pairs for an image with none. -> (C * C,) int64."""
+    """bg counts of some images: ordered pairs of distinct boxes with positive intersection (no +1); all
+    distinct pairs for an image with none. -> (C * C,) int64."""
     pairs_per_image = box_count ** 2
     image = np.repeat(np.arange(len(box_count)), pairs_per_image)
     local = np.arange(pairs_per_image.sum()) - np.repeat(np.cumsum(pairs_per_image) - pairs_per_image,
@@ -78,10 +90,10 @@ def _count_background_pairs(ann: VGAnnotations, box_start: np.ndarray, box_count
     row_a = box_start[image] + local // count
     row_b = box_start[image] + local % count
     distinct = row_a != row_b
-    overlapping = distinct & paired_positive_intersection(ann.boxes_1024[row_a], ann.boxes_1024[row_b])
+    overlapping = distinct & paired_positive_intersection(boxes[row_a], boxes[row_b])
     image_has_overlap = np.bincount(image[overlapping], minlength=len(box_count)) > 0
     counted = overlapping | (distinct & ~image_has_overlap[image])
-    class_pair = ann.labels[row_a[counted]] * num_classes + ann.labels[row_b[counted]]
+    class_pair = labels[row_a[counted]] * num_classes + labels[row_b[counted]]
     return np.bincount(class_pair, minlength=num_classes * num_classes)
 
 
@@ -107,7 +119,27 @@ def load_or_compute_statistics(roidb_file: str, dict_file: str, num_val_im: int,
     vocabulary = load_vocabulary(dict_file)
     ann = load_annotations(roidb_file)
     index = select_split(ann, "train", filter_empty_rels=True, filter_non_overlap=True, num_val_im=num_val_im)
-    statistics = count_statistics(ann, index, len(vocabulary.ind_to_classes), len(vocabulary.ind_to_predicates))
+    statistics = count_statistics(ann.labels, ann.boxes_1024, index, len(vocabulary.ind_to_classes),
+                                  len(vocabulary.ind_to_predicates))
+    if cache_file:
+        _write_cache(cache_file, fingerprint, statistics)
+    return statistics
+
+
+def load_or_compute_oi_statistics(ann_file: str, dict_file: str, cache_file: str | None = None) -> FrequencyStatistics:
+    """Open Images statistics as PySGG's ``get_statistics`` counts them (SPEC-OIV6 §1.7): the whole train file
+    after the empty-relation filter, no overlap filter, duplicates counted, bg pairs in original pixels;
+    ``pred_dist`` as the log. Cached like ``load_or_compute_statistics``."""
+    fingerprint = json.dumps({"version": CACHE_FORMAT_VERSION, "ann_file": file_fingerprint(ann_file),
+                              "dict_file": file_fingerprint(dict_file)}, sort_keys=True)
+    if cache_file:
+        cached = _read_cache(cache_file, fingerprint)
+        if cached is not None:
+            return cached
+    vocabulary = load_oi_vocabulary(dict_file)
+    ann = load_oi_annotations(ann_file)
+    statistics = count_statistics(ann.labels, ann.boxes, select_oi_split(ann), len(vocabulary.ind_to_classes),
+                                  len(vocabulary.ind_to_predicates))
     if cache_file:
         _write_cache(cache_file, fingerprint, statistics)
     return statistics

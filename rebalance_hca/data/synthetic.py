@@ -1,4 +1,5 @@
-"""SynthVG: a generated dataset in the exact VG150 file formats, so that every real loading path runs on it.
+"""SynthVG: a generated dataset in the exact VG150 file formats (or PySGG's Open Images V6 layout, the same
+scenes), so that every real loading path runs on it.
 
 ``write_synthvg`` writes ``<output_dir>/vg/`` with ``VG_100K/<image_id>.jpg``, ``VG-SGG-with-attri.h5``,
 ``VG-SGG-dicts-with-attri.json``, ``image_data.json``, ``glove.6B.200d.txt`` and ``SYNTHVG.json`` (how it was
@@ -11,11 +12,18 @@ generated). Scenes, relation truth and the annotator live in ``rebalance_hca.dat
 * ``render``: class-specific drawing; ``word_vectors``: the GloVe file; ``vg_scale``: the VG-sized,
   annotation-only variant for loading benchmarks.
 
+``write_synthvg_oi`` writes the same scenes as ``<output_dir>/openimages/open_image_v6/`` (``images/<img_fn>.jpg``,
+``annotations/vrd-{train,val,test}-anno.json``, ``annotations/categories_dict.json``, the GloVe file and
+``SYNTHVG.json``): test = the VG test split, val = the first ``num_val_images`` train-pool images, train = the
+rest; images without boxes are left out (the release lists only images with relationship annotations).
+``write_oi_scale`` writes OI-sized annotations for loading benchmarks.
+
 Everything is a pure function of the seed and the options: each image draws from its own generators seeded
 by (seed, image_id), so a run is byte-for-byte reproducible however many processes render it.
 """
 from __future__ import annotations
 
+import json
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
@@ -23,6 +31,10 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 
+from .synthvg.oi_scale import OI_PREDICATES, oi_object_names, oi_scale_splits
+from .synthvg.oi_writer import (
+    OI_FOLDER, OI_IMAGE_FOLDER_NAME, OI_SPLITS, OISplitArrays, image_file_stem, write_oi_annotation_files,
+)
 from .synthvg.annotation import (
     ANNOTATION_KEEP_RATE, DUPLICATE_RELATION_RATE, GENERAL_FOR_INFORMATIVE_RATE, Annotation, annotate,
 )
@@ -30,9 +42,10 @@ from .synthvg.relations import true_relations
 from .synthvg.render import encode_jpeg, render_scene
 from .synthvg.scene import Scene, empty_scene, sample_image_size, sample_scene
 from .synthvg.vg_scale import vg_scale_arrays
-from .synthvg.vocabulary import ATTRIBUTE_TO_ID, CLASS_TO_ID, PREDICATE_TO_ID
+from .synthvg.vocabulary import ATTRIBUTE_TO_ID, CLASS_TO_ID, OBJECT_CLASSES, PREDICATE_TO_ID, PREDICATES
+from .synthvg.word_vectors import GLOVE_FILE_NAME, glove_text
 from .synthvg.writers import (
-    IMAGE_FOLDER_NAME, MAX_ATTRIBUTES, VGArrays, pixel_boxes_to_frame, staged_folder,
+    IMAGE_FOLDER_NAME, MARKER_FILE_NAME, MAX_ATTRIBUTES, VGArrays, pixel_boxes_to_frame, staged_folder,
     write_annotation_files,
 )
 from .vg_files import BOX_SCALE, CORRUPTED_IMAGE_IDS
@@ -40,6 +53,7 @@ from .vg_files import BOX_SCALE, CORRUPTED_IMAGE_IDS
 DEFAULT_NUM_IMAGES = 4000
 DEFAULT_IMAGE_SIZE = 192
 DEFAULT_TEST_FRACTION = 0.3
+DEFAULT_OI_VAL_IMAGES = 100
 # Per split, this fraction of images (at least one) shows no object (background only; h5 img_to_first_box
 # = -1), and this fraction (at least one) has objects but no annotated relation; more lose all their
 # relations to the sparse annotator by chance.
@@ -189,17 +203,19 @@ def images_to_arrays(images: list[SynthImage]) -> VGArrays:
     )
 
 
-def _render_images(folder: str, seed: int, jobs: list[tuple[int, Scene]]) -> None:
+def _render_images(folder: str, seed: int, jobs: list[tuple[int, str, Scene]]) -> None:
     cv2.setNumThreads(1)
-    for image_id, scene in jobs:
+    for image_id, file_name, scene in jobs:
         image = render_scene(scene, np.random.default_rng([seed, image_id, _RENDER_STREAM]))
-        with open(os.path.join(folder, f"{image_id}.jpg"), "wb") as handle:
+        with open(os.path.join(folder, file_name), "wb") as handle:
             handle.write(encode_jpeg(image))
 
 
-def render_images(folder: str, images: list[SynthImage], seed: int, workers: int = 1) -> None:
-    """Write ``<image_id>.jpg`` for every image into ``folder``, over ``workers`` processes."""
-    jobs = [(image.image_id, image.scene) for image in images]
+def render_images(folder: str, images: list[SynthImage], seed: int, workers: int = 1, oi_names: bool = False) -> None:
+    """Write ``<image_id>.jpg`` (``oi_names``: ``<img_fn>.jpg``) for every image into ``folder``, over ``workers``
+    processes."""
+    jobs = [(image.image_id, f"{image_file_stem(image.image_id) if oi_names else image.image_id}.jpg", image.scene)
+            for image in images]
     if workers <= 1 or len(jobs) < 2 * workers:
         _render_images(folder, seed, jobs)
         return
@@ -268,3 +284,70 @@ def write_vg_scale(output_dir: str, seed: int = 0, test_fraction: float = DEFAUL
                                                 num_images=int(arrays.split.size)))
         os.makedirs(os.path.join(staging, IMAGE_FOLDER_NAME))
     return os.path.abspath(os.path.join(output_dir, "vg"))
+
+
+def oi_split_arrays(images: list[SynthImage]) -> OISplitArrays:
+    """Images (each with at least one box) as one Open Images split; boxes rounded to integer pixels."""
+    boxes = np.concatenate([image.boxes for image in images] + [np.zeros((0, 4))])
+    relations = np.concatenate([image.annotation.relations for image in images] + [np.zeros((0, 3), np.int64)])
+    return OISplitArrays(
+        image_ids=np.array([image.image_id for image in images], dtype=np.int64),
+        widths=np.array([image.width for image in images], dtype=np.int64),
+        heights=np.array([image.height for image in images], dtype=np.int64),
+        box_counts=np.array([len(image.scene.objects) for image in images], dtype=np.int64),
+        boxes=pixel_boxes_to_frame(boxes, np.ones(len(boxes)), 1),
+        labels=np.concatenate([image.labels for image in images] + [np.zeros(0, np.int64)]),
+        rel_counts=np.array([len(image.annotation.relations) for image in images], dtype=np.int64),
+        relations=relations.astype(np.int64),
+    )
+
+
+def oi_splits_of(images: list[SynthImage], num_val_images: int) -> dict[str, list[SynthImage]]:
+    """test = VG split 2, val = the first ``num_val_images`` of the train pool, train = the rest; images
+    without boxes left out."""
+    with_boxes = [image for image in images if image.scene.objects]
+    pool = [image for image in with_boxes if image.split == _SPLIT_TRAIN]
+    return {"train": pool[num_val_images:], "val": pool[:num_val_images],
+            "test": [image for image in with_boxes if image.split == _SPLIT_TEST]}
+
+
+def _write_oi_extras(staging: str, generation_info: dict) -> None:
+    with open(os.path.join(staging, GLOVE_FILE_NAME), "w", encoding="utf-8") as handle:
+        handle.write(glove_text())
+    with open(os.path.join(staging, MARKER_FILE_NAME), "w", encoding="utf-8") as handle:
+        json.dump(generation_info, handle, sort_keys=True, indent=1)
+    os.makedirs(os.path.join(staging, OI_IMAGE_FOLDER_NAME), exist_ok=True)
+
+
+def write_synthvg_oi(output_dir: str, options: SynthVGOptions = SynthVGOptions(),
+                     num_val_images: int = DEFAULT_OI_VAL_IMAGES, annotations_only: bool = False,
+                     overwrite: bool = False, workers: int = 1) -> str:
+    """Generate SynthVG's scenes in the Open Images V6 layout into ``<output_dir>/openimages/open_image_v6``
+    (atomically) and return that folder's path."""
+    if num_val_images < 0:
+        raise ValueError(f"num_val_images must be >= 0, got {num_val_images}")
+    target = os.path.join(output_dir, OI_FOLDER)
+    with staged_folder(target, overwrite) as staging:
+        splits = oi_splits_of(generate_images(options), num_val_images)
+        empty = [split for split in OI_SPLITS if not splits[split]]
+        if empty:
+            raise ValueError(f"no image in the Open Images split(s) {empty}: raise num_images or lower "
+                             f"num_val_images / adjust test_fraction")
+        write_oi_annotation_files(staging, {split: oi_split_arrays(images) for split, images in splits.items()},
+                                  sorted(OBJECT_CLASSES), sorted(PREDICATES))
+        _write_oi_extras(staging, _generation_info("oiv6_images" if not annotations_only else "oiv6_annotations_only",
+                                                   num_val_images=num_val_images, **asdict(options)))
+        if not annotations_only:
+            render_images(os.path.join(staging, OI_IMAGE_FOLDER_NAME), [i for s in OI_SPLITS for i in splits[s]],
+                          options.seed, workers, oi_names=True)
+    return os.path.abspath(target)
+
+
+def write_oi_scale(output_dir: str, seed: int = 0, overwrite: bool = False) -> str:
+    """Write Open Images V6-sized annotations (126,368 / 1,813 / 5,322 images, no image files) into
+    ``<output_dir>/openimages/open_image_v6`` for loading benchmarks; return that folder's path."""
+    target = os.path.join(output_dir, OI_FOLDER)
+    with staged_folder(target, overwrite) as staging:
+        write_oi_annotation_files(staging, oi_scale_splits(seed), oi_object_names(), list(OI_PREDICATES))
+        _write_oi_extras(staging, _generation_info("oiv6_scale", seed=seed))
+    return os.path.abspath(target)

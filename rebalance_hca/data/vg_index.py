@@ -82,28 +82,34 @@ def select_split(
     _check_local_indices(ann, image_rows, rel_image, rel_rows, relations, box_count)
 
     keep = np.ones(len(rel_rows), dtype=bool)
-    drop_images_without_relations = False
     if filter_non_overlap:
         keep &= _relations_overlap(ann, rel_rows)
-        drop_images_without_relations = True
     if rebalance is not None:
-        keep &= _rebalance_keep(relations[:, 2], keep, rebalance)
-        drop_images_without_relations = True
-
-    relations, rel_image = relations[keep], rel_image[keep]
-    rel_per_image = np.bincount(rel_image, minlength=len(image_rows))
-    if drop_images_without_relations:
-        kept_images = rel_per_image > 0
-        new_position = np.cumsum(kept_images) - 1
-        rel_image = new_position[rel_image]
-        image_rows, box_start, box_count = image_rows[kept_images], box_start[kept_images], box_count[kept_images]
-        rel_per_image = rel_per_image[kept_images]
-    if len(image_rows) == 0:
+        keep &= rebalance_keep(relations[:, 2], keep, rebalance)
+    index = filtered_split(image_rows, box_start, box_count, rel_image, relations, keep,
+                           drop_images_without_relations=filter_non_overlap or rebalance is not None)
+    if len(index.image_rows) == 0:
         raise DataFormatError(
             f"{ann.roidb_file}: the {split!r} split is empty after filtering "
             f"(filter_empty_rels={filter_empty_rels}, filter_non_overlap={filter_non_overlap}, "
             f"num_val_im={num_val_im}, rebalance={'on' if rebalance else 'off'})"
         )
+    return index
+
+
+def filtered_split(image_rows: np.ndarray, box_start: np.ndarray, box_count: np.ndarray, rel_image: np.ndarray,
+                   relations: np.ndarray, keep: np.ndarray, drop_images_without_relations: bool) -> SplitIndex:
+    """A ``SplitIndex`` of the relations with ``keep``; images left without any removed when asked.
+
+    image_rows, box_start, box_count: (I,); rel_image: (R,) position of each relation's image (ascending);
+    relations: (R, 3); keep: (R,) bool.
+    """
+    relations, rel_image = relations[keep], rel_image[keep]
+    rel_per_image = np.bincount(rel_image, minlength=len(image_rows))
+    if drop_images_without_relations:
+        kept_images = rel_per_image > 0
+        image_rows, box_start, box_count = image_rows[kept_images], box_start[kept_images], box_count[kept_images]
+        rel_per_image = rel_per_image[kept_images]
     rel_offsets = np.concatenate([[0], np.cumsum(rel_per_image)]).astype(np.int64)
     return SplitIndex(image_rows, box_start, box_count, rel_offsets, relations.astype(np.int64))
 
@@ -136,7 +142,7 @@ def _relations_overlap(ann: VGAnnotations, rel_rows: np.ndarray) -> np.ndarray:
     return paired_iou_legacy(subject_boxes, object_boxes) > 0.0
 
 
-def _rebalance_keep(predicates: np.ndarray, candidates: np.ndarray, spec: RebalanceSpec) -> np.ndarray:
+def rebalance_keep(predicates: np.ndarray, candidates: np.ndarray, spec: RebalanceSpec) -> np.ndarray:
     """Keep a top-k predicate's row only while fewer than ``max_instances`` earlier rows of it were kept.
 
     predicates: (R,) in h5 order; candidates: (R,) bool, rows still present. -> (R,) bool.

@@ -3,13 +3,10 @@ from __future__ import annotations
 
 import logging
 
-import numpy as np
 import torch
 
-from ..config import DatasetCatalog
 from ..data import get_dataset_statistics, get_glove_embeddings
-from ..data.build import dataset_name
-from ..data.vg_files import load_vocabulary
+from ..data.build import TrainVocabulary, train_vocabulary
 from ..engine.checkpoint import load_model_weights
 from ..evaluation import evaluation_mode
 from .detector import build_detector, freeze_detector
@@ -26,26 +23,18 @@ def relation_mode(cfg) -> str:
     return evaluation_mode(head.USE_GT_BOX, head.USE_GT_OBJECT_LABEL)
 
 
-def model_vocabulary(cfg):
+def model_vocabulary(cfg) -> TrainVocabulary:
     """The train dataset's vocabulary, checked against ROI_BOX_HEAD.NUM_CLASSES and ROI_RELATION_HEAD.NUM_CLASSES."""
-    dict_file = DatasetCatalog.get(dataset_name(cfg, "train"), cfg.DATASETS.DATA_DIR).dict_file
-    vocabulary = load_vocabulary(dict_file)
+    vocabulary = train_vocabulary(cfg)
     for key, configured, actual, what in (
             ("MODEL.ROI_BOX_HEAD.NUM_CLASSES", cfg.MODEL.ROI_BOX_HEAD.NUM_CLASSES, len(vocabulary.ind_to_classes),
              "object classes"),
             ("MODEL.ROI_RELATION_HEAD.NUM_CLASSES", cfg.MODEL.ROI_RELATION_HEAD.NUM_CLASSES,
              len(vocabulary.ind_to_predicates), "predicates")):
         if configured != actual:
-            raise ValueError(f"{key} is {configured} but {dict_file} defines {actual} {what} (background included)")
+            raise ValueError(f"{key} is {configured} but {vocabulary.source} defines {actual} {what} "
+                             "(background included)")
     return vocabulary
-
-
-def _predicate_counts(vocabulary) -> np.ndarray:
-    """(P,) predicate_count of the dictionary in id order (index 0 unused), as RB reads it."""
-    counts = np.zeros(len(vocabulary.ind_to_predicates), dtype=np.float64)
-    for index, name in enumerate(vocabulary.ind_to_predicates[1:], start=1):
-        counts[index] = vocabulary.predicate_count.get(name, 0)
-    return counts
 
 
 def build_model(cfg) -> SceneGraphModel:
@@ -73,5 +62,5 @@ def build_model(cfg) -> SceneGraphModel:
         pred_dist=torch.from_numpy(statistics.pred_dist),
         fg_counts=statistics.fg_matrix,
         confusion_matrix=confusion,
-        predicate_counts=_predicate_counts(vocabulary))
+        predicate_counts=vocabulary.predicate_counts)
     return SceneGraphModel(detector, relation_head, mode)

@@ -59,7 +59,8 @@ class RelationPairSampler:
     def gt_box_pairs(self, relation: Tensor) -> tuple[Tensor, Tensor]:
         """PredCls / SGCls sampling on the N GT boxes of one image.
 
-        relation: (N, N) int64 GT predicate of each ordered pair (s, o), 0 = no relation.
+        relation: (N, N) int64 GT predicate of each ordered pair (s, o), 0 = no relation, -1 = masked by
+        bi-level resampling (neither a positive nor a negative).
         Returns pairs (R, 2) int64 and labels (R,) int64: the positives (pairs with relation > 0, labelled
         with it, at most ``max_positives`` of them, a uniformly random subset when there are more), then
         a random subset of the ordered non-GT pairs s != o of size batch_size_per_image - #positives (all
@@ -71,7 +72,7 @@ class RelationPairSampler:
         positive_pairs = torch.nonzero(is_gt_pair)
         positive_labels = relation[is_gt_pair]
         positive_pairs, positive_labels = self._cap_positives(positive_pairs, positive_labels)
-        negative_candidates = _off_diagonal(relation.shape[0], relation.device) & ~is_gt_pair
+        negative_candidates = _off_diagonal(relation.shape[0], relation.device) & (relation == 0)
         negative_pairs = self._sample_negatives(negative_candidates, positive_pairs.shape[0])
         return _assemble(positive_pairs, positive_labels, negative_pairs, relation.shape[0])
 
