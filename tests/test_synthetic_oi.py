@@ -74,9 +74,14 @@ def test_stage1_then_test_through_the_entry_points(tiny_synthvg_oi, tmp_path):
     train.main([*args, "--skip-test"])
     assert os.path.isfile(os.path.join(output, "openimage_v6_train_statistics.cache"))
     evaluation = test.main(args)
-    assert 0.0 <= evaluation["sgg"]["R@50"] <= 1.0
+    assert evaluation["protocol"] == "oi"
+    assert 0.0 <= evaluation["oi"]["R@50"] <= 1.0 and 0.0 <= evaluation["oi"]["score_wtd"] <= 1.0
     folder = os.path.join(output, "inference", "openimage_v6_test")
-    assert {"predictions.npz", "test_report.txt", "test_results.json"} <= set(os.listdir(folder))
+    assert {"predictions.npz", "test_report.txt", "test_results.json", "test_per_predicate_ap.png"} <= set(
+        os.listdir(folder))
+    with open(os.path.join(folder, "test_report.txt")) as report:
+        text = report.read()
+    assert "weighted rel mAP" in text and "weighted final_score" in text and "mR @ 50" in text
 
 
 def test_oi_scale_split_is_well_formed():
