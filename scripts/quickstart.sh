@@ -1,18 +1,34 @@
 #!/usr/bin/env bash
 # The whole ReBalance-HCA recipe on SynthVG on a CPU, PredCls: data -> detector -> HCA stage 1 -> confusion
 # matrix -> HCA stage 2 (with the transfer classifier) -> test, plus the two baselines the table compares
-# (the frequency-only predictor and SGB's Transformer context). Ends with one table of R@K, mR@K and F@50.
+# (the frequency-only predictor and SGB's Transformer context). Ends with one table of R@K, mR@K and F@50
+# (with DATASET=oiv6: SynthVG's scenes in the Open Images V6 layout, and PySGG's OI metrics).
 # Every step reuses its output when it exists (a rerun only prints the table again).
 # Creates or reuses .venv first. Extra KEY VALUE arguments override the relation configs.
-#   Environment: SYNTHVG_DIR (datasets/synthvg), SYNTHVG_IMAGES (4000), OUTPUT_ROOT (output/quickstart)
+#   Environment: DATASET (vg150 | oiv6), SYNTHVG_DIR (datasets/synthvg | datasets/synthvg_oi),
+#   SYNTHVG_IMAGES (4000), OUTPUT_ROOT (output/quickstart | output/quickstart_oiv6)
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/_venv.sh"
 cd "$ROOT"
-SYNTHVG_DIR=${SYNTHVG_DIR:-datasets/synthvg}
-OUT=${OUTPUT_ROOT:-output/quickstart}
-DETECTOR_CONFIG=configs/synthetic/detector_R18_FPN.yaml
-CONFIG=configs/synthetic/relation_HCA_R18_FPN.yaml
-DATA=(DATASETS.DATA_DIR "$SYNTHVG_DIR" GLOVE_DIR "$SYNTHVG_DIR/vg")
+DATASET=${DATASET:-vg150}
+case "$DATASET" in
+  vg150)
+    SYNTHVG_DIR=${SYNTHVG_DIR:-datasets/synthvg}
+    OUT=${OUTPUT_ROOT:-output/quickstart}
+    DATASET_FILES="$SYNTHVG_DIR/vg"
+    DATASET_MARKER="$DATASET_FILES/VG-SGG-with-attri.h5"
+    CONFIG_SUFFIX="" ;;
+  oiv6)
+    SYNTHVG_DIR=${SYNTHVG_DIR:-datasets/synthvg_oi}
+    OUT=${OUTPUT_ROOT:-output/quickstart_oiv6}
+    DATASET_FILES="$SYNTHVG_DIR/openimages/open_image_v6"
+    DATASET_MARKER="$DATASET_FILES/annotations/vrd-train-anno.json"
+    CONFIG_SUFFIX="_oiv6" ;;
+  *) echo "DATASET must be vg150 or oiv6, got '$DATASET'" >&2; exit 2 ;;
+esac
+DETECTOR_CONFIG=configs/synthetic/detector_R18_FPN$CONFIG_SUFFIX.yaml
+CONFIG=configs/synthetic/relation_HCA_R18_FPN$CONFIG_SUFFIX.yaml
+DATA=(DATASETS.DATA_DIR "$SYNTHVG_DIR" GLOVE_DIR "$DATASET_FILES")
 RELATION=(--config-file "$CONFIG" "${DATA[@]}" MODEL.PRETRAINED_DETECTOR_CKPT "$OUT/detector/model_final.pth"
           TEST.ALLOW_LOAD_FROM_CACHE True)
 STAGE2=(MODEL.ROI_RELATION_HEAD.WITH_CLEAN_CLASSIFIER True MODEL.ROI_RELATION_HEAD.WITH_TRANSFER_CLASSIFIER True
@@ -22,8 +38,9 @@ started=$SECONDS
 step() { echo; echo "== $1 ($((SECONDS - started)) s so far)"; }
 
 step "1/8 SynthVG"
-if [ ! -f "$SYNTHVG_DIR/vg/VG-SGG-with-attri.h5" ]; then
-  "$PY" tools/make_synthetic_vg.py --output-dir "$SYNTHVG_DIR" --num-images "${SYNTHVG_IMAGES:-4000}"
+if [ ! -f "$DATASET_MARKER" ]; then
+  "$PY" tools/make_synthetic_vg.py --output-dir "$SYNTHVG_DIR" --num-images "${SYNTHVG_IMAGES:-4000}" \
+    --format "$DATASET"
 else
   echo "already in $SYNTHVG_DIR"
 fi
@@ -33,7 +50,7 @@ step "2/8 checking the dataset as relation training will read it"
 
 step "3/8 pretraining the R-18-FPN detector (400 iterations; its mAP: docs/detector.md)"
 if [ ! -f "$OUT/detector/model_final.pth" ]; then
-  "$PY" tools/detector_pretrain_net.py --config-file "$DETECTOR_CONFIG" DATASETS.DATA_DIR "$SYNTHVG_DIR" \
+  "$PY" tools/detector_pretrain_net.py --config-file "$DETECTOR_CONFIG" "${DATA[@]}" \
     OUTPUT_DIR "$OUT/detector" SOLVER.MAX_ITER 400 SOLVER.STEPS "(300, 370)" SOLVER.TO_VAL False \
     DATALOADER.NUM_WORKERS 0 --skip-test
 else
@@ -64,6 +81,6 @@ step "8/8 baseline: the most frequent predicate per class pair (no training)"
   OUTPUT_DIR "$OUT/frequency" "$@"
 
 echo
-echo "== SynthVG test split, PredCls ($((SECONDS - started)) s in all)"
+echo "== SynthVG ($DATASET layout) test split, PredCls ($((SECONDS - started)) s in all)"
 "$PY" tools/compare_runs.py "frequency baseline=$OUT/frequency" "Transformer stage 1=$OUT/transformer_stage1" \
   "HCA stage 1=$OUT/hca_stage1" "HCA stage 2 + transfer=$OUT/hca_stage2"

@@ -1,4 +1,5 @@
-"""One table of several test runs: R@K, mR@K and F@K from each run's results JSON.
+"""One table of several test runs from each run's results JSON: R@K, mR@K and F@K (SGB's protocol), or
+R@50, wmAP_rel, wmAP_phr, score_wtd and mR@50 (PySGG's Open Images protocol; every run must use the same one).
 
     python tools/compare_runs.py NAME=OUTPUT_DIR [NAME=OUTPUT_DIR ...] [--split test] [--markdown]
 
@@ -16,7 +17,8 @@ from typing import Sequence
 
 from rebalance_hca.utils.cli import UserInputError, run_tool
 
-COLUMNS = ("R@20", "R@50", "R@100", "mR@20", "mR@50", "mR@100", "F@50")
+COLUMNS = {"vg": ("R@20", "R@50", "R@100", "mR@20", "mR@50", "mR@100", "F@50"),
+           "oi": ("R@50", "wmAP_rel", "wmAP_phr", "score_wtd", "mR@50")}
 
 
 def results_file(location: str, split: str) -> str:
@@ -29,18 +31,22 @@ def results_file(location: str, split: str) -> str:
     return matches[0]
 
 
-def read_row(name: str, location: str, split: str) -> list[str]:
+def read_results(location: str, split: str) -> tuple[str, dict]:
+    """(path, results) of a run's results JSON."""
     path = results_file(location, split)
     with open(path, encoding="utf-8") as stream:
-        results = json.load(stream)
-    missing = [column for column in COLUMNS if column not in results]
+        return path, json.load(stream)
+
+
+def read_row(name: str, path: str, results: dict, columns: Sequence[str]) -> list[str]:
+    missing = [column for column in columns if column not in results]
     if missing:
         raise UserInputError(f"{path}: no {', '.join(missing)}")
-    return [name, *(f"{100 * results[column]:.2f}" for column in COLUMNS)]
+    return [name, *(f"{100 * results[column]:.2f}" for column in columns)]
 
 
-def format_table(rows: list[list[str]], markdown: bool) -> str:
-    header = ["run", *COLUMNS]
+def format_table(rows: list[list[str]], columns: Sequence[str], markdown: bool) -> str:
+    header = ["run", *columns]
     if markdown:
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
@@ -55,13 +61,19 @@ def main(argv: Sequence[str] | None = None) -> str:
     parser.add_argument("--split", default="test", choices=("val", "test", "train"))
     parser.add_argument("--markdown", action="store_true", help="a Markdown table")
     args = parser.parse_args(argv)
-    rows = []
+    runs = []
     for run in args.runs:
         name, separator, location = run.partition("=")
         if not separator:
             raise UserInputError(f"{run!r}: give runs as NAME=OUTPUT_DIR")
-        rows.append(read_row(name, location, args.split))
-    table = format_table(rows, args.markdown)
+        runs.append((name, *read_results(location, args.split)))
+    protocols = {results.get("protocol", "vg") for _, _, results in runs}
+    if len(protocols) > 1:
+        raise UserInputError(f"the runs were evaluated with different protocols ({', '.join(sorted(protocols))}): "
+                             f"compare runs of one dataset")
+    columns = COLUMNS[protocols.pop()]
+    rows = [read_row(name, path, results, columns) for name, path, results in runs]
+    table = format_table(rows, columns, args.markdown)
     print(f"values in %, {args.split} split")
     print(table)
     return table
