@@ -14,13 +14,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 
 import numpy as np
+
+from loading_common import loop_frequency_statistics, peak_rss_gb, run_in_child
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NUM_VAL_IM = 5000
@@ -39,10 +40,6 @@ def ensure_vg_scale_file(data_dir: str) -> None:
     print(f"generating the VG-scale annotation file in {data_dir} ...", flush=True)
     subprocess.run([sys.executable, os.path.join(REPO, "tools", "make_synthetic_vg.py"), "--output-dir", data_dir,
                     "--vg-scale", "--annotations-only", "--overwrite"], check=True)
-
-
-def peak_rss_gb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
 
 
 def measure_ours(data_dir: str) -> dict:
@@ -152,34 +149,10 @@ def measure_sgb_style(data_dir: str) -> dict:
     start = time.perf_counter()
     sgb_style_image_filenames(paths["image_file"], paths["img_dir"])
     _, boxes, classes, _, relationships = sgb_style_load_graphs(paths["roidb_file"], "train", True)
-    fg = np.zeros((num_classes, num_classes, num_predicates), dtype=np.int64)
-    bg = np.zeros((num_classes, num_classes), dtype=np.int64)
-    for boxes_i, classes_i, rels_i in zip(boxes, classes, relationships):
-        for (o1, o2), predicate in zip(classes_i[rels_i[:, :2]], rels_i[:, 2]):
-            fg[o1, o2, predicate] += 1
-        boxes_f = boxes_i.astype(np.float64)
-        top_left = np.maximum(boxes_f[:, None, :2], boxes_f[None, :, :2])
-        bottom_right = np.minimum(boxes_f[:, None, 2:], boxes_f[None, :, 2:])
-        wh = np.clip(bottom_right - top_left, 0, None)
-        overlaps = wh[..., 0] * wh[..., 1] > 0
-        np.fill_diagonal(overlaps, 0)
-        everything = np.ones_like(overlaps)
-        np.fill_diagonal(everything, 0)
-        pairs = np.column_stack(np.where(overlaps))
-        if pairs.size == 0:
-            pairs = np.column_stack(np.where(everything))
-        for o1, o2 in classes_i[pairs]:
-            bg[o1, o2] += 1
-    bg += 1
+    fg, bg = loop_frequency_statistics(boxes, classes, relationships, num_classes, num_predicates)
     statistics_s = time.perf_counter() - start
     return {"splits_s": splits_s, "statistics_s": statistics_s, "sizes": sizes,
             "fg_sum": int(fg[:, :, 1:].sum()), "bg_sum": int(bg.sum()), "peak_rss_gb": peak_rss_gb()}
-
-
-def run_in_child(which: str, data_dir: str) -> dict:
-    output = subprocess.run([sys.executable, __file__, "--data-dir", data_dir, "--child", which],
-                            check=True, capture_output=True, text=True, cwd=REPO).stdout
-    return json.loads(output.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -192,7 +165,7 @@ def main() -> None:
         print(json.dumps(measure(args.data_dir)))
         return
     ensure_vg_scale_file(args.data_dir)
-    ours, sgb = run_in_child("ours", args.data_dir), run_in_child("sgb", args.data_dir)
+    ours, sgb = (run_in_child(__file__, which, args.data_dir, REPO) for which in ("ours", "sgb"))
     assert ours["sizes"] == sgb["sizes"], (ours["sizes"], sgb["sizes"])
     assert (ours["fg_sum"], ours["bg_sum"]) == (sgb["fg_sum"], sgb["bg_sum"]), "statistics differ"
     print(f"VG-scale file: {args.data_dir}; split sizes train/val/test = {ours['sizes']}")

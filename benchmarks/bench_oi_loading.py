@@ -15,13 +15,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 
 import numpy as np
+
+from loading_common import loop_frequency_statistics, peak_rss_gb, run_in_child
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SPLITS = ("train", "val", "test")
@@ -40,10 +41,6 @@ def ensure_oi_scale_files(data_dir: str) -> None:
     print(f"generating the OI-scale annotation files in {data_dir} ...", flush=True)
     subprocess.run([sys.executable, os.path.join(REPO, "tools", "make_synthetic_vg.py"), "--output-dir", data_dir,
                     "--format", "oiv6", "--oi-scale", "--annotations-only", "--overwrite"], check=True)
-
-
-def peak_rss_gb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
 
 
 def measure_ours(data_dir: str) -> dict:
@@ -95,34 +92,10 @@ def measure_pysgg_style(data_dir: str) -> dict:
 
     start = time.perf_counter()
     boxes, labels, relations, _ = pysgg_style_load_annotations(paths["ann_files"]["train"])
-    fg = np.zeros((num_classes, num_classes, num_predicates), dtype=np.int64)
-    bg = np.zeros((num_classes, num_classes), dtype=np.int64)
-    for boxes_i, classes_i, rels_i in zip(boxes, labels, relations):
-        for (o1, o2), predicate in zip(classes_i[rels_i[:, :2]], rels_i[:, 2]):
-            fg[o1, o2, predicate] += 1
-        boxes_f = boxes_i.astype(np.float64)
-        top_left = np.maximum(boxes_f[:, None, :2], boxes_f[None, :, :2])
-        bottom_right = np.minimum(boxes_f[:, None, 2:], boxes_f[None, :, 2:])
-        wh = np.clip(bottom_right - top_left, 0, None)
-        overlaps = wh[..., 0] * wh[..., 1] > 0
-        np.fill_diagonal(overlaps, 0)
-        everything = np.ones_like(overlaps)
-        np.fill_diagonal(everything, 0)
-        pairs = np.column_stack(np.where(overlaps))
-        if pairs.size == 0:
-            pairs = np.column_stack(np.where(everything))
-        for o1, o2 in classes_i[pairs]:
-            bg[o1, o2] += 1
-    bg += 1
+    fg, bg = loop_frequency_statistics(boxes, labels, relations, num_classes, num_predicates)
     statistics_s = time.perf_counter() - start
     return {"splits_s": splits_s, "statistics_s": statistics_s, "sizes": sizes,
             "fg_sum": int(fg[:, :, 1:].sum()), "bg_sum": int(bg.sum()), "peak_rss_gb": peak_rss_gb()}
-
-
-def run_in_child(which: str, data_dir: str) -> dict:
-    output = subprocess.run([sys.executable, __file__, "--data-dir", data_dir, "--child", which],
-                            check=True, capture_output=True, text=True, cwd=REPO).stdout
-    return json.loads(output.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -139,7 +112,7 @@ def main() -> None:
     runs = {"ours": [], "pysgg": []}
     for _ in range(args.repeats):
         for which in runs:
-            runs[which].append(run_in_child(which, args.data_dir))
+            runs[which].append(run_in_child(__file__, which, args.data_dir, REPO))
     ours, pysgg = runs["ours"][0], runs["pysgg"][0]
     assert ours["sizes"] == pysgg["sizes"], (ours["sizes"], pysgg["sizes"])
     assert (ours["fg_sum"], ours["bg_sum"]) == (pysgg["fg_sum"], pysgg["bg_sum"]), "statistics differ"

@@ -12,6 +12,7 @@ import logging
 import os
 import zipfile
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -111,19 +112,14 @@ def load_or_compute_statistics(roidb_file: str, dict_file: str, num_val_im: int,
     rewrite it atomically (skipped, with one warning, where its folder is read-only); an unreadable or stale
     cache is recomputed, never trusted.
     """
-    fingerprint = statistics_fingerprint(roidb_file, dict_file, num_val_im)
-    if cache_file:
-        cached = _read_cache(cache_file, fingerprint)
-        if cached is not None:
-            return cached
-    vocabulary = load_vocabulary(dict_file)
-    ann = load_annotations(roidb_file)
-    index = select_split(ann, "train", filter_empty_rels=True, filter_non_overlap=True, num_val_im=num_val_im)
-    statistics = count_statistics(ann.labels, ann.boxes_1024, index, len(vocabulary.ind_to_classes),
-                                  len(vocabulary.ind_to_predicates))
-    if cache_file:
-        _write_cache(cache_file, fingerprint, statistics)
-    return statistics
+    def compute() -> FrequencyStatistics:
+        vocabulary = load_vocabulary(dict_file)
+        ann = load_annotations(roidb_file)
+        index = select_split(ann, "train", filter_empty_rels=True, filter_non_overlap=True, num_val_im=num_val_im)
+        return count_statistics(ann.labels, ann.boxes_1024, index, len(vocabulary.ind_to_classes),
+                                len(vocabulary.ind_to_predicates))
+
+    return _cached(cache_file, statistics_fingerprint(roidb_file, dict_file, num_val_im), compute)
 
 
 def load_or_compute_oi_statistics(ann_file: str, dict_file: str, cache_file: str | None = None) -> FrequencyStatistics:
@@ -132,14 +128,24 @@ def load_or_compute_oi_statistics(ann_file: str, dict_file: str, cache_file: str
     ``pred_dist`` as the log. Cached like ``load_or_compute_statistics``."""
     fingerprint = json.dumps({"version": CACHE_FORMAT_VERSION, "ann_file": file_fingerprint(ann_file),
                               "dict_file": file_fingerprint(dict_file)}, sort_keys=True)
+
+    def compute() -> FrequencyStatistics:
+        vocabulary = load_oi_vocabulary(dict_file)
+        ann = load_oi_annotations(ann_file)
+        return count_statistics(ann.labels, ann.boxes, select_oi_split(ann), len(vocabulary.ind_to_classes),
+                                len(vocabulary.ind_to_predicates))
+
+    return _cached(cache_file, fingerprint, compute)
+
+
+def _cached(cache_file: str | None, fingerprint: str,
+            compute: Callable[[], FrequencyStatistics]) -> FrequencyStatistics:
+    """The statistics cached in ``cache_file`` under ``fingerprint``, else ``compute()`` (then cached)."""
     if cache_file:
         cached = _read_cache(cache_file, fingerprint)
         if cached is not None:
             return cached
-    vocabulary = load_oi_vocabulary(dict_file)
-    ann = load_oi_annotations(ann_file)
-    statistics = count_statistics(ann.labels, ann.boxes, select_oi_split(ann), len(vocabulary.ind_to_classes),
-                                  len(vocabulary.ind_to_predicates))
+    statistics = compute()
     if cache_file:
         _write_cache(cache_file, fingerprint, statistics)
     return statistics

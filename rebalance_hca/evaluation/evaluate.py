@@ -36,20 +36,11 @@ def evaluate_predictions(groundtruths: Sequence[Mapping[str, Any]], predictions:
     Returns {"sgg": SGGEvaluator.summarize() dict, "detection": compute_detection_map dict or None,
     "report": the text block}.
     """
-    if len(groundtruths) != len(predictions):
-        raise ValueError(f"evaluate_predictions: {len(groundtruths)} groundtruths but {len(predictions)} predictions")
-    image_ids = list(range(len(predictions))) if image_ids is None else [int(i) for i in image_ids]
     evaluator = SGGEvaluator(mode, num_predicates=len(predicate_names), predicate_names=predicate_names,
                              zeroshot_triplets=zeroshot_triplets, iou_threshold=iou_threshold,
                              recall_ks=recall_ks, predicate_counts=predicate_counts)
-    for image_id, groundtruth, prediction in zip(image_ids, groundtruths, predictions):
-        evaluator.add(groundtruth, prediction, image_id=image_id)
-    results = evaluator.summarize()
-    detection = None
-    if with_detection:
-        detection = compute_detection_map(groundtruths, detection_inputs(groundtruths, predictions, mode),
-                                          num_classes=len(class_names) if class_names is not None else None,
-                                          class_names=class_names)
+    results, detection = _evaluate_split(evaluator, groundtruths, predictions, mode, class_names, image_ids,
+                                         with_detection, "evaluate_predictions")
     report = format_sgb_report(results, mode, predicate_names,
                                detection_map=detection["mAP"] if detection is not None else None)
     return {"sgg": results, "detection": detection, "report": report}
@@ -68,23 +59,30 @@ def evaluate_oi_predictions(groundtruths: Sequence[Mapping[str, Any]], predictio
     Returns {"protocol": "oi", "oi": OIEvaluator.summarize() dict, "detection": compute_detection_map dict
     or None, "report": the text block}.
     """
-    if len(groundtruths) != len(predictions):
-        raise ValueError(f"evaluate_oi_predictions: {len(groundtruths)} groundtruths but {len(predictions)} "
-                         f"predictions")
-    image_ids = list(range(len(predictions))) if image_ids is None else [int(i) for i in image_ids]
     evaluator = OIEvaluator(num_predicates=len(predicate_names), predicate_names=predicate_names,
                             iou_threshold=iou_threshold, mode=mode)
+    results, detection = _evaluate_split(evaluator, groundtruths, predictions, mode, class_names, image_ids,
+                                         with_detection, "evaluate_oi_predictions")
+    report = format_oi_report(results, predicate_names,
+                              detection_map=detection["mAP"] if detection is not None else None)
+    return {"protocol": "oi", "oi": results, "detection": detection, "report": report}
+
+
+def _evaluate_split(evaluator: SGGEvaluator | OIEvaluator, groundtruths: Sequence[Mapping[str, Any]],
+                    predictions: Sequence[Mapping[str, Any]], mode: str, class_names: Sequence[str] | None,
+                    image_ids: Sequence[int] | None, with_detection: bool, caller: str) -> tuple[dict, dict | None]:
+    """Feed every image to ``evaluator``; (its summary, the detector mAP dict or None)."""
+    if len(groundtruths) != len(predictions):
+        raise ValueError(f"{caller}: {len(groundtruths)} groundtruths but {len(predictions)} predictions")
+    image_ids = list(range(len(predictions))) if image_ids is None else [int(i) for i in image_ids]
     for image_id, groundtruth, prediction in zip(image_ids, groundtruths, predictions):
         evaluator.add(groundtruth, prediction, image_id=image_id)
-    results = evaluator.summarize()
     detection = None
     if with_detection:
         detection = compute_detection_map(groundtruths, detection_inputs(groundtruths, predictions, mode),
                                           num_classes=len(class_names) if class_names is not None else None,
                                           class_names=class_names)
-    report = format_oi_report(results, predicate_names,
-                              detection_map=detection["mAP"] if detection is not None else None)
-    return {"protocol": "oi", "oi": results, "detection": detection, "report": report}
+    return evaluator.summarize(), detection
 
 
 def detection_inputs(groundtruths: Sequence[Mapping[str, Any]], predictions: Sequence[Mapping[str, Any]],
