@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import platform
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
+from eval_common import agree, ranked_prediction, run  # noqa: E402
 from rebalance_hca.evaluation import OIEvaluator  # noqa: E402
 from oi_loop_reference import OILoopReference  # noqa: E402
 
@@ -54,39 +53,9 @@ def make_image(rng: np.random.Generator) -> tuple[dict, dict]:
     labels = np.where(rng.random(NUM_DETECTIONS) < 0.7, gt_labels[source], rng.integers(1, NUM_CLASSES,
                                                                                           NUM_DETECTIONS))
     scores = rng.uniform(0.05, 1, NUM_DETECTIONS).astype(np.float32)
-    subject_index, object_index = np.nonzero(~np.eye(NUM_DETECTIONS, dtype=bool))
-    pairs = np.column_stack([subject_index, object_index])
-    logits = rng.normal(0, 2, (len(pairs), NUM_PREDICATES)).astype(np.float32)
-    pair_sources = source[pairs[:, 0]] * 1000 + source[pairs[:, 1]]
-    for subject, obj, predicate in relations:
-        logits[pair_sources == subject * 1000 + obj, predicate] += 3.0
-    rel_scores = (np.exp(logits) / np.exp(logits).sum(1, keepdims=True)).astype(np.float32)
-    order = np.argsort(-(scores[pairs[:, 0]] * scores[pairs[:, 1]] * rel_scores[:, 1:].max(1)), kind="stable")
-    prediction = {"boxes": boxes, "labels": labels, "scores": scores,
-                  "rel_pair_idxs": pairs[order], "rel_scores": rel_scores[order]}
+    prediction = ranked_prediction(rng, boxes, labels, scores, source, relations, NUM_PREDICATES,
+                                   rel_scores_dtype=np.float32)
     return groundtruth, prediction
-
-
-def run(make_evaluator, images, repeats: int) -> tuple[float, dict]:
-    """Best ms/image over ``repeats`` runs (add every image, then summarize) and the results."""
-    best = math.inf
-    for _ in range(repeats):
-        evaluator = make_evaluator()
-        start = time.perf_counter()
-        for groundtruth, prediction in images:
-            evaluator.add(groundtruth, prediction)
-        results = evaluator.summarize()
-        best = min(best, (time.perf_counter() - start) / len(images) * 1000)
-    return best, results
-
-
-def agree(fast: dict, reference: dict) -> bool:
-    for key, expected in reference.items():
-        if not np.allclose(np.asarray(fast[key], dtype=np.float64), np.asarray(expected, dtype=np.float64),
-                           rtol=0, atol=1e-12, equal_nan=True):
-            print(f"  MISMATCH {key}: {fast[key]} vs {expected}")
-            return False
-    return True
 
 
 def main() -> None:
@@ -103,7 +72,7 @@ def main() -> None:
     subset = images[:args.reference_images]
     reference_ms, reference = run(lambda: OILoopReference(num_predicates=NUM_PREDICATES), subset, args.repeats)
     _, fast_on_subset = run(lambda: OIEvaluator(num_predicates=NUM_PREDICATES), subset, 1)
-    same = agree(fast_on_subset, reference)
+    same = agree(fast_on_subset, reference, atol=1e-12)
     speedup = reference_ms / fast_ms
     print(f"OIEvaluator {fast_ms:.3f} ms/image ({args.images} images) | PySGG-style loop reference "
           f"{reference_ms:.2f} ms/image ({args.reference_images} images) | speed-up {speedup:.1f}x | "

@@ -18,7 +18,6 @@ import argparse
 import math
 import platform
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
+from eval_common import agree, ranked_prediction, run  # noqa: E402
 from rebalance_hca.evaluation import SGGEvaluator  # noqa: E402
 from sgg_loop_reference import LoopReferenceEvaluator  # noqa: E402
 
@@ -52,41 +52,8 @@ def make_image(rng: np.random.Generator, mode: str) -> tuple[dict, dict]:
         boxes = (gt_boxes[source] + rng.normal(0, 8, (80, 4))).astype(np.float32)
         labels = np.where(rng.random(80) < 0.6, gt_labels[source], rng.integers(1, NUM_CLASSES, 80))
         scores = rng.random(80).astype(np.float32)
-    count = len(boxes)
-    subject_index, object_index = np.nonzero(~np.eye(count, dtype=bool))
-    pairs = np.column_stack([subject_index, object_index])
-    logits = rng.normal(0, 2, (len(pairs), NUM_PREDICATES)).astype(np.float32)
-    # a model that has learnt something: the GT predicate of a pair's source objects gets a boost
-    pair_sources = source[pairs[:, 0]] * 1000 + source[pairs[:, 1]]
-    for subject, obj, predicate in relations:
-        logits[pair_sources == subject * 1000 + obj, predicate] += 3.0
-    rel_scores = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
-    order = np.argsort(-(scores[pairs[:, 0]] * scores[pairs[:, 1]] * rel_scores[:, 1:].max(1)), kind="stable")
-    prediction = {"boxes": boxes, "labels": labels, "scores": scores,
-                  "rel_pair_idxs": pairs[order], "rel_scores": rel_scores[order]}
+    prediction = ranked_prediction(rng, boxes, labels, scores, source, relations, NUM_PREDICATES)
     return groundtruth, prediction
-
-
-def run(make_evaluator, images, repeats: int) -> tuple[float, dict]:
-    """Best ms/image over ``repeats`` runs (add every image, then summarize) and the results."""
-    best = math.inf
-    for _ in range(repeats):
-        evaluator = make_evaluator()
-        start = time.perf_counter()
-        for groundtruth, prediction in images:
-            evaluator.add(groundtruth, prediction)
-        results = evaluator.summarize()
-        best = min(best, (time.perf_counter() - start) / len(images) * 1000)
-    return best, results
-
-
-def agree(fast: dict, reference: dict) -> bool:
-    for key, expected in reference.items():
-        actual = np.asarray(fast[key], dtype=np.float64)
-        if not np.allclose(actual, np.asarray(expected, dtype=np.float64), rtol=0, atol=1e-9, equal_nan=True):
-            print(f"  MISMATCH {key}: {fast[key]} vs {expected}")
-            return False
-    return True
 
 
 def main() -> None:
@@ -107,7 +74,7 @@ def main() -> None:
         reference_ms, reference = run(lambda: LoopReferenceEvaluator(mode, zeroshot_triplets=zeroshot), subset,
                                       max(1, args.repeats // 2))
         _, fast_on_subset = run(lambda: SGGEvaluator(mode, zeroshot_triplets=zeroshot), subset, 1)
-        same = agree(fast_on_subset, reference)
+        same = agree(fast_on_subset, reference, atol=1e-9)
         print(f"{mode:8s} SGGEvaluator {fast_ms:7.3f} ms/image | SGB-style loop reference {reference_ms:8.2f} ms/image"
               f" | speed-up {reference_ms / fast_ms:6.1f}x | same numbers (1e-9): {same}"
               f" | R@100 {fast_on_subset['R@100']:.4f} mR@100 {fast_on_subset['mR@100']:.4f}"
