@@ -9,7 +9,7 @@ import numpy as np
 
 from ..utils.atomic import atomic_write
 from .oi import CLASSIC_RECALL_KS
-from .report import save_results_json
+from .report import write_report_and_results
 
 __all__ = ["format_oi_report", "plot_oi_per_predicate", "write_oi_report_files"]
 
@@ -112,13 +112,9 @@ def write_oi_report_files(output_dir: str | os.PathLike, prefix: str, evaluation
 
     evaluation: :func:`evaluate_oi_predictions` output. Returns {"report", "results", "plot"} -> paths.
     """
-    paths = {name: os.path.join(str(output_dir), f"{prefix}_{suffix}")
-             for name, suffix in (("report", "report.txt"), ("results", "results.json"),
-                                  ("plot", "per_predicate_ap.png"))}
-    with atomic_write(paths["report"], binary=False) as stream:
-        stream.write(evaluation["report"])
-    save_results_json(paths["results"], evaluation["oi"], {"protocol": "oi", "detection": evaluation["detection"],
-                                                           "predicate_names": list(predicate_names),
-                                                           **dict(extra or {})})
+    paths = write_report_and_results(output_dir, prefix, "per_predicate_ap.png", evaluation["report"],
+                                     evaluation["oi"], {"protocol": "oi", "detection": evaluation["detection"],
+                                                        "predicate_names": list(predicate_names),
+                                                        **dict(extra or {})})
     plot_oi_per_predicate(paths["plot"], evaluation["oi"], predicate_names)
     return paths

@@ -137,17 +137,25 @@ def write_report_files(output_dir: str | os.PathLike, prefix: str, evaluation: M
 
     evaluation: :func:`evaluate_predictions` output. Returns {"report", "results", "plot"} -> paths.
     """
-    paths = {name: os.path.join(str(output_dir), f"{prefix}_{suffix}")
-             for name, suffix in (("report", "report.txt"), ("results", "results.json"),
-                                  ("plot", "per_predicate_recall.png"))}
-    with atomic_write(paths["report"], binary=False) as stream:
-        stream.write(evaluation["report"])
-    save_results_json(paths["results"], evaluation["sgg"], {"detection": evaluation["detection"],
-                                                            "predicate_names": list(predicate_names),
-                                                            **dict(extra or {})})
+    paths = write_report_and_results(output_dir, prefix, "per_predicate_recall.png", evaluation["report"],
+                                     evaluation["sgg"], {"detection": evaluation["detection"],
+                                                         "predicate_names": list(predicate_names),
+                                                         **dict(extra or {})})
     ks = result_ks(evaluation["sgg"])
     plot_per_predicate_recall(paths["plot"], evaluation["sgg"], predicate_names, predicate_counts,
                               k=100 if 100 in ks else ks[-1])
+    return paths
+
+
+def write_report_and_results(output_dir: str | os.PathLike, prefix: str, plot_name: str, report: str,
+                             results: Mapping[str, Any], metadata: Mapping[str, Any]) -> dict[str, str]:
+    """Write ``<prefix>_report.txt`` and ``<prefix>_results.json`` (results + metadata) atomically; returns
+    {"report", "results", "plot"} -> paths, the plot being ``<prefix>_<plot_name>`` (for the caller to draw)."""
+    paths = {name: os.path.join(str(output_dir), f"{prefix}_{suffix}")
+             for name, suffix in (("report", "report.txt"), ("results", "results.json"), ("plot", plot_name))}
+    with atomic_write(paths["report"], binary=False) as stream:
+        stream.write(report)
+    save_results_json(paths["results"], results, metadata)
     return paths
 
 
