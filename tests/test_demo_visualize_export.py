@@ -17,6 +17,7 @@ from PIL import Image
 
 from relation_testing import SYNTHETIC_HCA_CONFIG, TINY_RELATION_OPTS, mode_opts, tiny_relation_config
 from tool_loading import load_tool
+from vg_fixture import EXIF_ORIENTATION
 from rebalance_hca.data import build_dataset
 from rebalance_hca.data.collate import to_image_list
 from rebalance_hca.data.transforms import build_transforms
@@ -229,3 +230,15 @@ def test_scene_graph_document_keeps_the_top_triplets_and_their_objects():
     assert [r["score"] for r in document["relations"]] == pytest.approx([0.36, 0.315])
     with pytest.raises(ValueError, match="score_threshold"):
         SelectionOptions(score_threshold=1.5)
+
+
+def test_photos_are_read_upright_as_a_viewer_shows_them(tmp_path):
+    """An Orientation=6 photo stored 64 wide x 48 high is shown (and processed) 48 wide x 64 high."""
+    pixels = np.zeros((48, 64, 3), dtype=np.uint8)
+    pixels[:, :8] = 255  # a white band on the stored left edge: at the top once rotated 90° clockwise
+    exif = Image.Exif()
+    exif[EXIF_ORIENTATION] = 6
+    Image.fromarray(pixels).save(tmp_path / "photo.jpg", exif=exif)
+    [item] = list(image_inference.ImageSource(str(tmp_path)))
+    assert item.image.shape == (64, 48, 3)
+    assert item.image[:4].mean() > 200 and item.image[-4:].mean() < 50

@@ -3,7 +3,8 @@ the config's test transform resizes the dataset's, predicted in batches, and ret
 original frame.
 
 A file that cannot be used (not decodable as an image, or smaller than ``min_side`` pixels on a side) is
-skipped with a warning that names it; the others are processed.
+skipped with a warning that names it; the others are processed. Photos are read upright (EXIF
+orientation applied).
 """
 from __future__ import annotations
 
@@ -130,8 +131,11 @@ class ImageSource:
 
 
 def _read_image(path: str) -> np.ndarray | None:
-    """(H, W, 3) BGR uint8 as the dataset reads images (EXIF orientation ignored), or None."""
-    return cv2.imread(path, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+    """(H, W, 3) BGR uint8 upright as a viewer shows it (EXIF orientation applied), or None.
+
+    Unlike the datasets' reader, which keeps the stored frame because their annotations are in it, a photo of
+    the user's has no annotations: the model sees it upright, and the outputs are in the upright frame."""
+    return cv2.imread(path, cv2.IMREAD_COLOR)
 
 
 def _unique(name: str, taken: set[str]) -> str:
