@@ -3,7 +3,8 @@
 Inputs (seeded): 3-9 GT objects and 1-5 GT relations per image (OIv6 averages about 2.7), 601 object
 classes, 31 predicates; 23 detections (jittered copies of GT boxes, 70% with the right class) and all
 their 506 ordered pairs (PySGG's evaluator was timed at about 52 ms/image with about 500 pairs per image,
-SPEC-OIV6 §4). Relation scores are a softmax of noisy logits in which the GT predicate of a pair's
+docs/reference.md#oi-evaluator-cost).
+Relation scores are a softmax of noisy logits in which the GT predicate of a pair's
 source objects gets a boost; pairs are ranked by obj_s * obj_o * max foreground probability. Scores are
 continuous, so exact ties (ordered differently by PySGG's unstable sorts) do not occur.
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Detector pretraining on VG150 with SGB's published settings (SPEC §9.3), one process per GPU.
+# Detector pretraining on VG150 with SGB's published settings (docs/reference.md#detector-pretraining),
+# one process per GPU.
 #   NGPUS=4 bash scripts/pretrain_detector.sh                        # SGB's run: 4 GPUs, 8 images per batch
 #   NGPUS=1 bash scripts/pretrain_detector.sh SOLVER.IMS_PER_BATCH 2 # extra KEY VALUE pairs override the ones below
 # Environment: NGPUS (1), MASTER_PORT (10001), CONFIG, OUTPUT_DIR (./checkpoints/pretrained_faster_rcnn).

@@ -1,4 +1,5 @@
-"""REFERENCE ONLY: a literal, loop-based implementation of PySGG's Open Images V6 metrics (SPEC-OIV6 §2).
+"""REFERENCE ONLY: a literal, loop-based implementation of PySGG's Open Images V6 metrics
+(docs/reference.md#oi-evaluation-protocol).
 
 It is organised as PySGG's ``eval_rel_results`` / ``ap_eval_rel.py`` are: per image, the candidates
 (predicates ranked per pair with ``np.argsort``, the p × 2 score matrix, its best 100 by ``np.argsort`` of

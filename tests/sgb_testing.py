@@ -1,4 +1,4 @@
-"""SGB-format checkpoints built from a tiny detector, for the import tests (SPEC-SGB-CHECKPOINTS §1-§4).
+"""SGB-format checkpoints built from a tiny detector, for the import tests (docs/reference.md#sgb-checkpoints).
 
 The key names are written here from the spec's table, independently of rebalance_hca's mapping.
 """
@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 # SGB's cell anchors of the VG config (ANCHOR_SIZES 32..512, strides 4..64, neural-motifs ratios), copied
-# from SPEC-SGB-CHECKPOINTS §6: inclusive (x1, y1, x2, y2) per level P2..P6, in ASPECT_RATIOS order.
+# from docs/reference.md#sgb-cell-anchors: inclusive (x1, y1, x2, y2) per level P2..P6, in ASPECT_RATIOS order.
 SGB_VG_CELL_ANCHORS = [
     [(-30, -6, 33, 9), (-18, -10, 21, 13), (-14, -18, 17, 21), (-6, -22, 9, 25)],
     [(-64, -12, 71, 19), (-36, -20, 43, 27), (-24, -32, 31, 39), (-16, -60, 23, 67)],
@@ -39,7 +39,7 @@ RELATION_KEYS = {
 
 
 def sgb_name(name: str) -> str:
-    """SGB's key for one of our detector keys (SPEC-SGB-CHECKPOINTS §2)."""
+    """SGB's key for one of our detector keys (docs/reference.md#sgb-key-mapping)."""
     for pattern, replacement in _RENAMES:
         match = re.match(pattern, name)
         if match:

@@ -1,4 +1,4 @@
-"""REFERENCE ONLY: a literal, loop-based implementation of SGB's relation metrics (SPEC §7.2).
+"""REFERENCE ONLY: a literal, loop-based implementation of SGB's relation metrics (docs/reference.md#relation-recall).
 
 It follows the definitions step by step in the way SGB's ``sgg_eval.py`` is organised: per image, a
 list ``pred_to_gt`` of matched GT rows per prediction (Python loops over predictions and GT rows, IoU one

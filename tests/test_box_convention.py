@@ -1,5 +1,5 @@
 """MODEL.BOX_CONVENTION "sgb": SGB's +1 conventions, on hand-worked small cases and against loop
-references of maskrcnn_benchmark's formulas (SPEC-SGB-CHECKPOINTS §6-§7)."""
+references of maskrcnn_benchmark's formulas (docs/reference.md#sgb-cell-anchors, #sgb-box-conventions)."""
 from __future__ import annotations
 
 import copy

@@ -1,4 +1,5 @@
-"""BGNN's bi-level resampling (SPEC-OIV6 §1.5): factors worked out by hand, seeded masks, and the training
+"""BGNN's bi-level resampling (docs/reference.md#bi-level-resampling):
+factors worked out by hand, seeded masks, and the training
 sampler's repeats staying exact under resume."""
 from __future__ import annotations
 

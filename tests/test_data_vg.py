@@ -1,4 +1,5 @@
-"""Loader semantics on hand-written fixtures (SPEC §1.1–§1.5, §6.3); expected values stated by hand."""
+"""Loader semantics on hand-written fixtures (docs/reference.md#vg150-data, #rebalanced-split);
+expected values stated by hand."""
 import numpy as np
 import pytest
 import torch

@@ -1,4 +1,5 @@
-"""SGDet post-processing and the RPN's proposal selection on hand-worked examples (SPEC §2.1, §9.1)."""
+"""SGDet post-processing and the RPN's proposal selection on hand-worked examples
+(docs/reference.md#object-proposals, #detector-architecture)."""
 from __future__ import annotations
 
 import pytest

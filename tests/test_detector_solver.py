@@ -1,4 +1,5 @@
-"""SGB's per-parameter learning rates and the two warmup schedules (SPEC §6.4), values worked out by hand."""
+"""SGB's per-parameter learning rates and the two warmup schedules (docs/reference.md#optimisation),
+values worked out by hand."""
 from __future__ import annotations
 
 import pytest

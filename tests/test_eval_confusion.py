@@ -1,4 +1,4 @@
-"""Predicate confusion matrix over GT pairs (SPEC §5.5)."""
+"""Predicate confusion matrix over GT pairs (docs/reference.md#confusion-matrix)."""
 from __future__ import annotations
 
 import numpy as np

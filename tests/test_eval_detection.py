@@ -1,4 +1,4 @@
-"""Detector mAP as SGB computes it (SPEC §7.1), values worked out by hand."""
+"""Detector mAP as SGB computes it (docs/reference.md#detection-map), values worked out by hand."""
 from __future__ import annotations
 
 import numpy as np

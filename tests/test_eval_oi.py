@@ -1,4 +1,5 @@
-"""OIEvaluator: PySGG's Open Images V6 metrics (SPEC-OIV6 §2) on hand-worked cases, against the
+"""OIEvaluator: PySGG's Open Images V6 metrics (docs/reference.md#oi-evaluation-protocol)
+on hand-worked cases, against the
 PySGG-style loop reference on random inputs, merging, compact predictions and bad input.
 
 Hand-worked cases use 4 predicates (background + p1, p2, p3), object scores 1 and the boxes

@@ -1,4 +1,4 @@
-"""SGGEvaluator on small cases whose every number is worked out by hand (SPEC §7.2).
+"""SGGEvaluator on small cases whose every number is worked out by hand (docs/reference.md#relation-recall).
 
 Image 1 (3 GT objects, classes 1, 2, 3; 4 GT rows; predicates 1..4, predicate 4 never in the GT):
     GT rows  g0 = (0, 1, 1), g1 = (1, 2, 2), g2 = (0, 2, 3), g3 = (0, 1, 2)   (g0 and g3 share a pair)

@@ -1,4 +1,5 @@
-"""Batched attention over padded images equals the per-image computation (SPEC §3.1), in eval and train mode,
+"""Batched attention over padded images equals the per-image computation (docs/reference.md#attention-cells),
+in eval and train mode,
 for images of different sizes (padding never leaks), and the HCA encoder runs RB's update order."""
 from __future__ import annotations
 
@@ -98,7 +99,8 @@ def test_padded_layout_round_trip():
 
 
 def test_encoder_runs_rb_update_order():
-    """Step 2 reads the visual self-stream before its update, step 4 the updated textual one (SPEC §3.2)."""
+    """Step 2 reads the visual self-stream before its update, step 4 the updated textual one
+    (docs/reference.md#hybrid-co-attention-encoder)."""
     context = _context("hca", "predcls", dropout=0.0).eval()
     layer = context.encoder.layers[0]
     calls = []

@@ -1,4 +1,5 @@
-"""Relation-head box geometry on hand-worked examples (SPEC §2.4 steps 1 and 3, §2.5)."""
+"""Relation-head box geometry on hand-worked examples (docs/reference.md#union-features steps 1 and 3,
+docs/reference.md#box-encoding)."""
 from __future__ import annotations
 
 import numpy as np

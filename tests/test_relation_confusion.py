@@ -1,4 +1,5 @@
-"""The confusion matrix as the relation head reads it (SPEC §4.7, §5.2): loading, P, A and corr."""
+"""The confusion matrix as the relation head reads it (docs/reference.md#transfer-classifier, #predicate-correlation):
+loading, P, A and corr."""
 from __future__ import annotations
 
 import numpy as np
@@ -71,7 +72,8 @@ def test_predicate_correlation_values():
 
 
 def test_correlation_equals_rb_column_then_row_normalisation():
-    """RB divides row i by the sum of column i (+1e-8) and then row-normalises (SPEC §5.2 step 2)."""
+    """RB divides row i by the sum of column i (+1e-8) and then row-normalises
+    (docs/reference.md#predicate-correlation)."""
     counts = np.random.default_rng(0).integers(0, 50, size=(6, 6)).astype(np.float64)
     counts[3, :] = 0.0   # a zero row stays zero in both
     masked = counts.copy()

@@ -1,4 +1,5 @@
-"""Relation losses (SPEC §5.3, §5.4), checked against values worked out by hand."""
+"""Relation losses (docs/reference.md#predicate-reweighting-loss, #class-balanced-weights),
+checked against values worked out by hand."""
 from __future__ import annotations
 
 import json
@@ -208,7 +209,8 @@ def test_class_balanced_cross_entropy_is_the_weighted_mean():
 
 @pytest.mark.skipif(not os.path.isfile(SHARED_DICTS), reason="../shared/vg is not beside this checkout")
 def test_class_balanced_weights_on_vg150_predicate_counts():
-    """SPEC §5.4 reference figures. The SPEC's "on ≈ 0.054" and "flying in ≈ 2.43" are the weights of
+    """Class-balanced weights on VG150's counts (docs/reference.md#class-balanced-weights):
+    0.054 and 2.43 are the weights of
     "of" (146,339) and "walking in" (1,740, the rarest predicate); with these counts "on" (712,409) is
     ≈ 0.0419 and "flying in" (1,973) ≈ 2.141."""
     with open(SHARED_DICTS) as stream:

@@ -1,4 +1,5 @@
-"""Test-time post-processing on hand-worked examples (SPEC §2.6, §2.9) and the frequency bias lookup."""
+"""Test-time post-processing on hand-worked examples
+(docs/reference.md#per-class-nms-decoding, #test-time-post-processing) and the frequency bias lookup."""
 from __future__ import annotations
 
 import math

@@ -1,4 +1,4 @@
-"""Relation pair sampling on hand-worked examples (SPEC §2.2)."""
+"""Relation pair sampling on hand-worked examples (docs/reference.md#pair-sampling)."""
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
-"""Importing SGB checkpoints (SPEC-SGB-CHECKPOINTS): recognition, mapping, eps, refusals, load paths, the tool."""
+"""Importing SGB checkpoints (docs/reference.md#sgb-checkpoints):
+recognition, mapping, eps, refusals, load paths, the tool."""
 from __future__ import annotations
 
 import copy

@@ -6,7 +6,7 @@
 Runs a trained model (MODEL.WEIGHT, else OUTPUT_DIR's last checkpoint) in PredCls (or SGCls) over the whole
 train split, without stage-2 rebalancing and with test-time transforms, and counts, for every GT relation,
 its predicate (row) against the model's top-1 foreground predicate for that subject-object pair (column)
-(SPEC §5.5; G2S's SGConfMat). Writes a (P, P) float32 .npy atomically (default
+(docs/reference.md#confusion-matrix; G2S's SGConfMat). Writes a (P, P) float32 .npy atomically (default
 OUTPUT_DIR/predicate_confusion_matrix.npy), the file for MODEL.ROI_RELATION_HEAD.CONFUSION_MATRIX.
 """
 from __future__ import annotations

@@ -63,7 +63,7 @@ def train(cfg, device: torch.device, distributed: bool, logger: logging.Logger) 
     trainer = Trainer(
         model, data_loader, state.optimizer, state.scheduler, device,
         max_iter=cfg.SOLVER.MAX_ITER, start_iter=start_iter, amp_dtype=amp_dtype, grad_scaler=state.grad_scaler,
-        grad_clip_norm=None,  # SGB's detector script does no gradient clipping (SPEC §9.2)
+        grad_clip_norm=None,  # SGB's detector script does no gradient clipping (docs/reference.md#detector-pretraining)
         validator=validator_for(cfg, distributed, device, amp_dtype) if cfg.SOLVER.TO_VAL else None,
         val_period=cfg.SOLVER.VAL_PERIOD, pre_validate=cfg.SOLVER.PRE_VAL,
         hooks=[CheckpointHook(state.checkpointer, cfg.SOLVER.CHECKPOINT_PERIOD),

@@ -1,7 +1,8 @@
 """YACS defaults with Scene-Graph-Benchmark.pytorch (SGB) key names.
 
 Every key an SGB or ReBalance-HCA command line sets exists here under the same name, so such a command
-line works with only the entry point changed. Values follow SGB's ``defaults.py`` unless ../shared/SPEC.md
+line works with only the entry point changed. Values follow SGB's ``defaults.py`` unless
+docs/reference.md#deliberate-deviations
 says the project decided otherwise; keys this project adds are marked "(ours)".
 Precedence: these defaults < ``--config-file`` yaml < command-line ``KEY VALUE`` pairs (see ``config.load``).
 """
@@ -58,7 +59,7 @@ _C.MODEL.RPN.USE_FPN = True
 _C.MODEL.RPN.RPN_MID_CHANNEL = 256
 _C.MODEL.RPN.ANCHOR_SIZES = (32, 64, 128, 256, 512)
 _C.MODEL.RPN.ANCHOR_STRIDE = (4, 8, 16, 32, 64)
-# h/w aspect ratios from neural-motifs (SPEC §9.1).
+# h/w aspect ratios from neural-motifs (docs/reference.md#detector-architecture).
 _C.MODEL.RPN.ASPECT_RATIOS = (0.23232838, 0.63365731, 1.28478321, 3.15089189)
 _C.MODEL.RPN.STRADDLE_THRESH = 0
 _C.MODEL.RPN.FG_IOU_THRESHOLD = 0.7
@@ -136,9 +137,10 @@ _C.MODEL.ROI_RELATION_HEAD.CONFUSION_MATRIX = ""
 # Transfer classifier map: "half_identity" A = (P + I) / 2 (RB) or "confusion" A = P (G2S) (ours).
 _C.MODEL.ROI_RELATION_HEAD.TRANSFER_MATRIX = "half_identity"
 
-# Relation loss (SPEC §5; ours as keys: RB hard-codes these constants).
+# Relation loss (docs/reference.md#predicate-reweighting-loss; ours as keys: RB hard-codes these constants).
 _C.MODEL.ROI_RELATION_HEAD.LOSS = CN()
-# "PredicateReweighting" (RB), "CrossEntropy" or "ClassBalanced" (effective-number weights, SPEC §5.4);
+# "PredicateReweighting" (RB), "CrossEntropy" or "ClassBalanced" (effective-number weights,
+# docs/reference.md#class-balanced-weights);
 # "" = by stage: CrossEntropy for stage 1's common model, PredicateReweighting for stage 2 (docs/training.md).
 _C.MODEL.ROI_RELATION_HEAD.LOSS.TYPE = ""
 _C.MODEL.ROI_RELATION_HEAD.LOSS.CORRELATION_THRESHOLD = 0.9
@@ -156,12 +158,13 @@ _C.MODEL.ROI_RELATION_HEAD.TRANSFORMER.INNER_DIM = 2048
 _C.MODEL.ROI_RELATION_HEAD.TRANSFORMER.KEY_DIM = 64
 _C.MODEL.ROI_RELATION_HEAD.TRANSFORMER.VAL_DIM = 64
 
-# Stage-2 rebalanced train split (SPEC §6.3; ours as keys: RB hard-codes top 15 and cap 2000).
+# Stage-2 rebalanced train split (docs/reference.md#rebalanced-split; ours as keys: RB hard-codes top 15 and cap 2000).
 _C.MODEL.ROI_RELATION_HEAD.REBALANCE = CN()
 _C.MODEL.ROI_RELATION_HEAD.REBALANCE.TOP_K_PREDICATES = 15
 _C.MODEL.ROI_RELATION_HEAD.REBALANCE.MAX_INSTANCES = 2000
 
-# BGNN's bi-level resampling of the train split (PySGG's keys and values; SPEC-OIV6 §1.5), off by default.
+# BGNN's bi-level resampling of the train split (PySGG's keys and values;
+# docs/reference.md#bi-level-resampling), off by default.
 _C.MODEL.ROI_RELATION_HEAD.DATA_RESAMPLING = False
 _C.MODEL.ROI_RELATION_HEAD.DATA_RESAMPLING_METHOD = "bilvl"
 _C.MODEL.ROI_RELATION_HEAD.DATA_RESAMPLING_PARAM = CN()
@@ -197,9 +200,9 @@ _C.DATASETS.TEST = ("VG_stanford_filtered_with_attribute_test",)
 # Root of the catalog's relative paths (ours as a key; SGB: DATA_DIR in paths_catalog.py).
 # Empty = $REBALANCE_HCA_DATA_DIR if set, else "datasets" relative to the working directory.
 _C.DATASETS.DATA_DIR = ""
-# Images carved out of the split-0 pool for val (SPEC §1.2).
+# Images carved out of the split-0 pool for val (docs/reference.md#vg150-split-selection).
 _C.DATASETS.NUM_VAL_IM = 5000
-# Train-split duplicate-relation filter (SPEC §1.5).
+# Train-split duplicate-relation filter (docs/reference.md#vg150-ground-truth).
 _C.DATASETS.FILTER_DUPLICATE_RELS = True
 
 _C.DATALOADER = CN()

@@ -34,7 +34,8 @@ _OI_FOLDER = "openimages/open_image_v6"
 
 @dataclass(frozen=True)
 class OIPaths:
-    """Absolute paths of an Open Images V6 entry in PySGG's layout (../shared/SPEC-OIV6.md §1.1), and its split."""
+    """Absolute paths of an Open Images V6 entry in PySGG's layout
+    (docs/reference.md#oi-release-layout), and its split."""
 
     split: str
     img_dir: str

@@ -1,4 +1,4 @@
-"""BGNN's bi-level resampling (PySGG ``DATA_RESAMPLING_METHOD: bilvl``; ../shared/SPEC-OIV6.md §1.5), seeded.
+"""BGNN's bi-level resampling (PySGG ``DATA_RESAMPLING_METHOD: bilvl``; docs/reference.md#bi-level-resampling), seeded.
 
 Image level: predicate p gets the repeat factor r_p = max(1, sqrt(repeat_factor / f_p)), f_p its share of the
 split's relations, rounded stochastically once; an image is served r = max r_p over its predicates times per

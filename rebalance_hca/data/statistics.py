@@ -1,10 +1,12 @@
-"""Frequency-bias statistics (SPEC §1.7, SPEC-OIV6 §1.7): fg_matrix, bg_matrix and pred_dist, counted
+"""Frequency-bias statistics (docs/reference.md#frequency-statistics, #oi-frequency-statistics):
+fg_matrix, bg_matrix and pred_dist, counted
 vectorized over the train split (VG150: with the overlap filter on; Open Images: as loaded), and cached on
 disk keyed to the source files.
 
 ``pred_dist`` is stored as log-probabilities for both datasets, the form ``FrequencyBias`` takes. PySGG's and
 RB's Open Images code stores the probabilities without the log (PySGG's own FrequencyBias takes the log; RB's,
-SGB's, does not, so RB initialises its Open Images bias with probabilities + 1e-3, SPEC-OIV6 §3)."""
+SGB's, does not, so RB initialises its Open Images bias with probabilities + 1e-3,
+docs/reference.md#rb-on-open-images)."""
 from __future__ import annotations
 
 import json
@@ -123,7 +125,8 @@ def load_or_compute_statistics(roidb_file: str, dict_file: str, num_val_im: int,
 
 
 def load_or_compute_oi_statistics(ann_file: str, dict_file: str, cache_file: str | None = None) -> FrequencyStatistics:
-    """Open Images statistics as PySGG's ``get_statistics`` counts them (SPEC-OIV6 §1.7): the whole train file
+    """Open Images statistics as PySGG's ``get_statistics`` counts them (docs/reference.md#oi-frequency-statistics):
+    the whole train file
     after the empty-relation filter, no overlap filter, duplicates counted, bg pairs in original pixels;
     ``pred_dist`` as the log. Cached like ``load_or_compute_statistics``."""
     fingerprint = json.dumps({"version": CACHE_FORMAT_VERSION, "ann_file": file_fingerprint(ann_file),

@@ -1,4 +1,5 @@
-"""Image + target transforms with SGB's semantics (SPEC §1.5): resize by MIN/MAX_SIZE, flips, colour
+"""Image + target transforms with SGB's semantics (docs/reference.md#image-preprocessing):
+resize by MIN/MAX_SIZE, flips, colour
 jitter, BGR×255 conversion and normalisation. Images enter as BGR uint8 numpy arrays (H, W, 3); targets
 are the dataset's dicts of tensors with boxes (N, 4) xyxy in the image's frame."""
 from __future__ import annotations

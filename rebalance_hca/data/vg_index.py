@@ -1,4 +1,5 @@
-"""Split selection and relation filters of SGB's ``load_graphs``, vectorized (SPEC §1.2, §6.3).
+"""Split selection and relation filters of SGB's ``load_graphs``, vectorized
+(docs/reference.md#vg150-split-selection, #rebalanced-split).
 
 A split is a ``SplitIndex``: the chosen h5 image rows plus CSR offsets into the flat object arrays and a
 flat array of the relations that survive the filters, in h5 order. Nothing loops over images in Python.
@@ -17,7 +18,8 @@ SPLIT_CODES = {"train": 0, "val": 0, "test": 2}
 
 @dataclass(frozen=True)
 class RebalanceSpec:
-    """Stage-2 rebalancing (SPEC §6.3): the ``top_k`` most frequent predicates keep at most ``max_instances``
+    """Stage-2 rebalancing (docs/reference.md#rebalanced-split):
+    the ``top_k`` most frequent predicates keep at most ``max_instances``
     relation rows each, first come first served in h5 order. ``predicate_order``: predicate ids sorted by
     the dictionary's ``predicate_count``, most frequent first."""
 

@@ -1,4 +1,4 @@
-"""Checkpoints: atomic saves and real resume (SPEC §0, §10.7).
+"""Checkpoints: atomic saves and real resume (docs/reference.md#deliberate-deviations, #reference-pitfalls).
 
 A checkpoint ``OUTPUT_DIR/<name>.pth`` holds the model, optimizer, scheduler and AMP grad-scaler states,
 the iteration, and the RNG states of every rank (python, numpy, torch CPU, and the rank's own CUDA device

@@ -1,4 +1,4 @@
-"""Detector inference over a test loader, gathered across ranks, and its mAP@0.5 (SPEC §7.1).
+"""Detector inference over a test loader, gathered across ranks, and its mAP@0.5 (docs/reference.md#detection-map).
 
 Predictions are rescaled from the loader's resized frame back to the original image size
 (``dataset.get_img_info``) and scored against ``dataset.get_groundtruth(i, evaluation=True)`` with

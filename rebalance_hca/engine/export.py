@@ -7,7 +7,8 @@ objects (``ExportShape``); a call with other shapes is refused with an error, ne
 
 Not exported: the detector's proposals and detections (RPN and RoI heads: a data-dependent number of boxes
 after NMS) and SGDet's test-time label decoding (a sequential per-class NMS computed in numpy between the
-object and the edge context, SPEC §2.9). TorchScript's tracer records tensor operations only; both would be
+object and the edge context, docs/reference.md#test-time-post-processing).
+TorchScript's tracer records tensor operations only; both would be
 frozen as constants of the example.
 """
 from __future__ import annotations

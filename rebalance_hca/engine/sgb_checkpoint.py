@@ -1,7 +1,7 @@
 """Import of Scene-Graph-Benchmark (SGB) detector checkpoints into this project's detector.
 
 SGB's ``model_final.pth`` (a detector or a relation model) is recognised by its key names, and its detector
-part is mapped onto ``SceneGraphDetector``'s state dict (shared/SPEC-SGB-CHECKPOINTS.md §2-§6):
+part is mapped onto ``SceneGraphDetector``'s state dict (docs/reference.md#sgb-checkpoints):
 
 * the ``module.`` prefix of multi-GPU runs is removed when every key has it;
 * SGB's names become ours (stem, FPN blocks, box head, predictor, Mask R-CNN head); the rest are equal;
@@ -223,7 +223,8 @@ def _check_anchors(file_anchors: dict[int, Tensor], config_anchors: list[Tensor]
 
 
 def _likely_reasons(state: Mapping[str, Tensor], model_state: Mapping[str, Tensor]) -> list[str]:
-    """Config keys whose values likely differ from the file's, read from shapes and block counts (§6)."""
+    """Config keys whose values likely differ from the file's, read from shapes and block counts
+    (docs/reference.md#sgb-checkpoint-checks)."""
     reasons = []
     for key, dim, what, config_key in _ARCHITECTURE_PROBES:
         if key in state and key in model_state and state[key].dim() > dim and model_state[key].dim() > dim \

@@ -1,4 +1,4 @@
-"""The two stages of ReBalance-HCA (SPEC §6, §0).
+"""The two stages of ReBalance-HCA (docs/reference.md#two-stage-recipe, #deliberate-deviations).
 
 Stage 1 (MODEL.ROI_RELATION_HEAD.WITH_CLEAN_CLASSIFIER False) trains the whole relation head on the full
 train split. Stage 2 (WITH_CLEAN_CLASSIFIER True) loads the stage-1 model from MODEL.PRETRAINED_MODEL_CKPT,
@@ -28,7 +28,7 @@ def is_stage2(cfg) -> bool:
 
 def stage2_state_from_stage1(stage1_state: dict, model_keys: list[str]) -> dict:
     """The stage-1 state dict completed for a stage-2 model: every ``*.clean_classifier.*`` key of the model
-    takes the stage-1 ``*.general_classifier.*`` tensor of the same name (SPEC §6.2). Raises KeyError
+    takes the stage-1 ``*.general_classifier.*`` tensor of the same name (docs/reference.md#stage-2). Raises KeyError
     naming a clean key without a general counterpart."""
     state = dict(stage1_state)
     for key in model_keys:

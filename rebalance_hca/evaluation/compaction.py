@@ -1,6 +1,7 @@
 """Reduce a full relation prediction to exactly what SGB-exact evaluation can reach (the "compact" form).
 
-Which pairs each metric reaches (SPEC §7.2), for a prediction with p ranked pairs and K_max = max(recall_ks):
+Which pairs each metric reaches (docs/reference.md#relation-recall),
+for a prediction with p ranked pairs and K_max = max(recall_ks):
 
 * R@K, mR@K, zR@K: only the first K_max pairs in the given order, each with its argmax foreground
   predicate (argmax over columns 1.., first maximum on ties).

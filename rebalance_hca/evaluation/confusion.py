@@ -1,4 +1,5 @@
-"""Predicate confusion matrix over GT subject-object pairs (SPEC §5.5), the input of RB's stage 2.
+"""Predicate confusion matrix over GT subject-object pairs (docs/reference.md#confusion-matrix),
+the input of RB's stage 2.
 
 For every predicted pair whose (subject index, object index) equals a GT relation's pair — at any rank,
 by SGB's pair key — and for every such GT relation, ``counts[gt_predicate, argmax_fg_predicate] += 1``

@@ -1,4 +1,4 @@
-"""Detector mAP exactly as SGB's ``vg_eval.py`` computes it (SPEC §7.1).
+"""Detector mAP exactly as SGB's ``vg_eval.py`` computes it (docs/reference.md#detection-map).
 
 Boxes are float32, as in SGB's BoxList. A faux COCO ground truth is built with the +1 pixel box
 convention: bbox = [x1, y1, x2 - x1 + 1, y2 - y1 + 1], area = (x2 - x1 + 1)(y2 - y1 + 1) (in Python

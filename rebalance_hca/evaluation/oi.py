@@ -1,4 +1,4 @@
-"""PySGG's Open Images V6 relation metrics (SPEC-OIV6 §2), vectorized per image.
+"""PySGG's Open Images V6 relation metrics (docs/reference.md#oi-evaluation-protocol), vectorized per image.
 
 The OI block scores up to 100 triplet candidates per image (:func:`oi_candidates`): each ranked pair's
 top-2 predicates, scored subject score × object score × predicate score in float32, the best 100 of
@@ -45,7 +45,7 @@ def is_oi_compact(prediction: Mapping[str, Any]) -> bool:
 
 def oi_candidates(prediction: Mapping[str, Any], groundtruth: GroundTruthImage | Mapping[str, Any], mode: str,
                   num_predicates: int, where: str = "prediction") -> dict[str, np.ndarray]:
-    """PySGG's OI triplet candidates of one full prediction (SPEC-OIV6 §2.2).
+    """PySGG's OI triplet candidates of one full prediction (docs/reference.md#oi-triplet-candidates).
 
     prediction: {"boxes" (k, 4), "labels" (k,), "scores" (k,), "rel_pair_idxs" (p, 2) ranked,
         "rel_scores" (p, num_predicates), column 0 = background}; numpy or torch. In PredCls the object
@@ -127,7 +127,7 @@ _CANDIDATE_FIELDS = ("predicates", "scores", "tp_rel", "tp_phr")
 
 
 class OIEvaluator:
-    """PySGG's Open Images V6 relation metrics, quirks included (SPEC-OIV6 §2).
+    """PySGG's Open Images V6 relation metrics, quirks included (docs/reference.md#oi-evaluation-protocol).
 
     num_predicates: including background 0 (31 for OIv6). predicate_names: num_predicates names, index 0 =
     background (kept for reports). iou_threshold: recall needs IoU >= it for subject and object, the APs

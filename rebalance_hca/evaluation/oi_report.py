@@ -1,4 +1,5 @@
-"""Open Images V6 reports: PySGG's printed OI text (SPEC-OIV6 §2.8), a results JSON and a per-predicate
+"""Open Images V6 reports: PySGG's printed OI text (docs/reference.md#oi-report-format),
+a results JSON and a per-predicate
 AP / recall bar chart."""
 from __future__ import annotations
 

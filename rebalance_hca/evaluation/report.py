@@ -1,4 +1,5 @@
-"""Reports: SGB's printed text block (SPEC §7.3), a results JSON and a per-predicate recall bar chart."""
+"""Reports: SGB's printed text block (docs/reference.md#sgb-report-format),
+a results JSON and a per-predicate recall bar chart."""
 from __future__ import annotations
 
 import json

@@ -1,4 +1,4 @@
-"""SGB-exact scene-graph metrics, vectorized per image (SPEC §7.2).
+"""SGB-exact scene-graph metrics, vectorized per image (docs/reference.md#relation-recall).
 
 Per image, every metric is decided by one number per GT relation row: the first position at which a
 prediction matches it, in each of three ranked lists (graph-constrained pairs, no-graph-constraint
@@ -23,7 +23,7 @@ _NEVER = np.iinfo(np.int64).max  # position of a GT row that no prediction match
 
 
 class SGGEvaluator:
-    """Scene graph metrics with the numbers of SGB's ``sgg_eval.py`` (SPEC §7.2).
+    """Scene graph metrics with the numbers of SGB's ``sgg_eval.py`` (docs/reference.md#relation-recall).
 
     mode: "predcls" | "sgcls" | "sgdet". num_predicates: including background 0.
     predicate_names: num_predicates names, index 0 = background (kept as ``predicate_names`` for reports).

@@ -7,7 +7,8 @@ forward(images, targets):
 targets: the loader's per-image dicts ("boxes" (N, 4) in the input frame, "labels" (N,), "relation" (N, N)).
 They are needed in training, and at test time in PredCls / SGCls, whose objects are the GT boxes.
 
-Objects per mode (SPEC §2.1): PredCls the GT boxes and labels; SGCls the GT boxes with the detector's class
+Objects per mode (docs/reference.md#object-proposals):
+PredCls the GT boxes and labels; SGCls the GT boxes with the detector's class
 logits on them; SGDet the detector's detections (in training with the GT boxes added to the proposals when
 ADD_GTBOX_TO_PROPOSAL_IN_TRAIN, and each detection labelled with its matched GT label).
 """

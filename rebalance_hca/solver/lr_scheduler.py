@@ -1,4 +1,4 @@
-"""SGB's learning-rate schedules (SPEC §6.4), both resumable through state_dict / load_state_dict.
+"""SGB's learning-rate schedules (docs/reference.md#optimisation), both resumable through state_dict / load_state_dict.
 
 Both are stepped once per iteration after the optimizer step; after k steps the LR is
     base_lr x warm(k) x decay,
@@ -139,7 +139,8 @@ SCHEDULES = ("WarmupMultiStepLR", "WarmupReduceLROnPlateau")
 
 
 def make_lr_scheduler(cfg, optimizer: torch.optim.Optimizer) -> WarmupMultiStepLR | WarmupReduceLROnPlateau:
-    """The schedule named by SOLVER.SCHEDULE.TYPE with the SOLVER keys of SPEC §6.4 / §8.2."""
+    """The schedule named by SOLVER.SCHEDULE.TYPE with the SOLVER keys of
+    docs/reference.md#optimisation / #solver-keys."""
     solver = cfg.SOLVER
     warmup = {"warmup_factor": solver.WARMUP_FACTOR, "warmup_iters": solver.WARMUP_ITERS,
               "warmup_method": solver.WARMUP_METHOD}

@@ -1,4 +1,4 @@
-"""SGD with SGB's per-parameter learning rates (SPEC §6.4, §0).
+"""SGD with SGB's per-parameter learning rates (docs/reference.md#optimisation, #deliberate-deviations).
 
 Every trainable parameter gets its own group:
     lr = BASE_LR x (BIAS_LR_FACTOR if "bias" in its name else 1) x IMS_PER_BATCH

@@ -2,7 +2,7 @@
 
 The ``_legacy`` functions use SGB's +1 pixel convention (width = x2 - x1 + 1), which evaluation and the
 data filters must reproduce so that numbers equal SGB's. The detector uses torchvision's continuous
-convention instead (SPEC §0).
+convention instead (docs/reference.md#deliberate-deviations).
 """
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """Open Images V6-sized, annotation-only arrays for loading benchmarks, generated without a per-image loop.
 
-Split sizes are the BGNN paper's (126,368 / 1,813 / 5,322 images; SPEC-OIV6 §1.6), 601 object classes of which
+Split sizes are the BGNN paper's (126,368 / 1,813 / 5,322 images; docs/reference.md#oi-splits),
+601 object classes of which
 288 occur, 30 predicates, 2.7 relations per image on average. Boxes per image (mean 4.4) are an assumption,
 not a measured property of the release. Boxes and pairs are random: a file of the right size and shape.
 """

@@ -1,4 +1,4 @@
-"""Writing scene graphs in PySGG's processed Open Images V6 layout (../shared/SPEC-OIV6.md §1.1-§1.3):
+"""Writing scene graphs in PySGG's processed Open Images V6 layout (docs/reference.md#open-images-v6):
 
     <folder> = <data root>/openimages/open_image_v6/
         images/<img_fn>.jpg

@@ -1,4 +1,4 @@
-"""``build_detector(cfg)``: the one place where the config meets the detector (SPEC §9)."""
+"""``build_detector(cfg)``: the one place where the config meets the detector (docs/reference.md#detector)."""
 from __future__ import annotations
 
 import logging
@@ -52,7 +52,7 @@ def check_detector_config(cfg) -> None:
                          f"({mask_head.POOLER_RESOLUTION}): torchvision's mask predictor upsamples by 2")
 
 
-# SGB's input normalisation, which its detector weights expect (SPEC-SGB-CHECKPOINTS §3).
+# SGB's input normalisation, which its detector weights expect (docs/reference.md#sgb-import-steps).
 _SGB_INPUT = {"TO_BGR255": True, "PIXEL_MEAN": [102.9801, 115.9465, 122.7717], "PIXEL_STD": [1.0, 1.0, 1.0]}
 
 

@@ -3,7 +3,7 @@
 ``"torchvision"`` (the default): width = x2 - x1, torchvision's box coder, clipping to [0, W] x [0, H], IoU
 and NMS without +1, RoI level from the plain area, degenerate boxes (< 1e-3 px) removed.
 ``"sgb"``: maskrcnn_benchmark's inclusive convention (width = x2 - x1 + 1) everywhere, so that a detector
-with SGB's weights gives SGB's outputs (SPEC-SGB-CHECKPOINTS §7): the +1 box coder, clipping to
+with SGB's weights gives SGB's outputs (docs/reference.md#sgb-box-conventions): the +1 box coder, clipping to
 [0, W-1] x [0, H-1], IoU / NMS with +1 areas, the FPN level from the +1 area (RoIAlign, ``aligned=False``,
 gets the inclusive numbers unchanged), minimum sizes on +1 widths, and the RPN's straddle rule in training.
 The anchors of each convention are built by ``FixedStrideAnchorGenerator`` (``inclusive=True`` for SGB).

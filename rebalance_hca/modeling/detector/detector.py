@@ -81,7 +81,7 @@ class SceneGraphDetector(nn.Module):
     @torch.no_grad()
     def detect(self, images: ImageList, features: dict[str, Tensor] | None = None,
                targets: list[dict[str, Tensor]] | None = None, add_gt_boxes: bool = False) -> list[Detections]:
-        """SGDet detections per image (SPEC §2.1), without gradients.
+        """SGDet detections per image (docs/reference.md#object-proposals), without gradients.
 
         features: the output of ``extract_features`` (computed when None). targets: when given, every
         detection gets ``gt_labels`` from its source proposal (label of the GT with the highest IoU if

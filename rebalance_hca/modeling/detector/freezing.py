@@ -1,4 +1,4 @@
-"""Freezing the detector under the relation head (SPEC §2, §0).
+"""Freezing the detector under the relation head (docs/reference.md#frozen-detector, #deliberate-deviations).
 
 SGB freezes the backbone, RPN and box head by ``requires_grad = False`` (BatchNorm is FrozenBatchNorm2d
 anyway) but leaves them in train mode, so in SGDet the RPN uses its TRAIN settings. This project departs

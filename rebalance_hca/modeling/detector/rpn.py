@@ -1,6 +1,6 @@
 """Region proposal network on torchvision's RegionProposalNetwork, with SGB's FPN proposal selection.
 
-Differences from torchvision's defaults, to follow SGB (SPEC §9.1):
+Differences from torchvision's defaults, to follow SGB (docs/reference.md#detector-architecture):
 * anchors are laid out with the configured strides (ANCHOR_STRIDE), not strides inferred from the padded
   image size (which give e.g. 60 instead of 64 for P6 when the padded size is not a multiple of 64);
 * the shared head's 3x3 conv has its own width (RPN_MID_CHANNEL);
@@ -8,7 +8,8 @@ Differences from torchvision's defaults, to follow SGB (SPEC §9.1):
   batch in training with FPN_POST_NMS_PER_BATCH) the top FPN_POST_NMS_TOP_N over all levels;
 * boxes smaller than MIN_SIZE are removed.
 Anchors, the box coder, clipping, NMS and size rules follow the detector's BoxConvention (conventions.py):
-torchvision's continuous one (SPEC §0) or SGB's inclusive one, which adds SGB's anchors and straddle rule.
+torchvision's continuous one (docs/reference.md#deliberate-deviations)
+or SGB's inclusive one, which adds SGB's anchors and straddle rule.
 """
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Box-head post-processing of SGB (``roi_box_head/inference.py``, SPEC §2.1 step 4), vectorised.
+"""Box-head post-processing of SGB (``roi_box_head/inference.py``,
+docs/reference.md#object-proposals step 4), vectorised.
 
 Per image: decode the class-specific boxes and clip them; keep the (proposal, class) entries with
 score > SCORE_THRESH (background excluded); NMS per class at ROI_HEADS.NMS keeping at most

@@ -1,8 +1,9 @@
 """Box geometry of the relation head on torch tensors (xyxy boxes in the resized image frame).
 
-* ``encode_box_info``: SGB's 9-d spatial encoding of a box (SPEC §2.5).
-* ``union_boxes``: the union box of each (subject, object) pair (SPEC §2.4 step 1).
-* ``rectangle_masks``: the 2 x rect_size x rect_size binary box masks of each pair (SPEC §2.4 step 3).
+* ``encode_box_info``: SGB's 9-d spatial encoding of a box (docs/reference.md#box-encoding).
+* ``union_boxes``: the union box of each (subject, object) pair (docs/reference.md#union-features step 1).
+* ``rectangle_masks``: the 2 x rect_size x rect_size binary box masks of each pair
+(docs/reference.md#union-features step 3).
 * ``box_iou_legacy``: pairwise IoU with SGB's +1 pixel convention (``boxlist_iou``), the torch twin of
   :func:`rebalance_hca.structures.boxes.box_iou_legacy`, used by the SGDet pair sampler.
 """

@@ -1,4 +1,4 @@
-"""The relation classifiers of the predictors (SPEC §2.7, §4 items 5-6).
+"""The relation classifiers of the predictors (docs/reference.md#frequency-bias, #general-and-clean-classifiers).
 
 A ``PairClassifier`` is RB's general classifier, and, as a second instance, its clean classifier:
     logits = rel_compress(visual_rep) + ctx_compress(pair_rep) + dropout_p(freq_bias[label_s, label_o])

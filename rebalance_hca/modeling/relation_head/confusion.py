@@ -1,7 +1,8 @@
-"""The predicate confusion matrix as the relation head uses it (SPEC §4.7, §5.2).
+"""The predicate confusion matrix as the relation head uses it
+(docs/reference.md#transfer-classifier, #predicate-correlation).
 
 The matrix C is a (P, P) array of counts, row = GT predicate, column = top-1 foreground predicted
-predicate, written by tools/compute_confusion_matrix.py (SPEC §5.5) and named by the config key
+predicate, written by tools/compute_confusion_matrix.py (docs/reference.md#confusion-matrix) and named by the config key
 MODEL.ROI_RELATION_HEAD.CONFUSION_MATRIX. Three things are derived from it:
 
 * ``normalized_confusion``: the row-normalised matrix P (background row and column masked out);
@@ -22,8 +23,8 @@ CONFUSION_MATRIX_KEY = "MODEL.ROI_RELATION_HEAD.CONFUSION_MATRIX"
 TRANSFER_MATRIX_KEY = "MODEL.ROI_RELATION_HEAD.TRANSFER_MATRIX"
 TRANSFER_MATRIX_FORMS = ("half_identity", "confusion")
 
-_ROW_EPSILON = 1e-8          # added to every row sum before dividing (SPEC §4.7 step 2)
-_DIAGONAL_EPSILON = 1e-4     # added to the diagonal before dividing (SPEC §5.2 step 4)
+_ROW_EPSILON = 1e-8          # added to every row sum before dividing (docs/reference.md#transfer-classifier step 2)
+_DIAGONAL_EPSILON = 1e-4     # added to the diagonal before dividing (docs/reference.md#predicate-correlation)
 
 
 def load_confusion_matrix(path: str, num_predicates: int, key: str = CONFUSION_MATRIX_KEY) -> np.ndarray:
@@ -68,7 +69,8 @@ def normalized_confusion(confusion: np.ndarray) -> np.ndarray:
 
 
 def transfer_matrix(confusion: np.ndarray, form: str = "half_identity") -> np.ndarray:
-    """The transfer-classifier map A, float32 (P, P), from counts ``confusion`` (P, P) (SPEC §4.7).
+    """The transfer-classifier map A, float32 (P, P), from counts ``confusion`` (P, P)
+    (docs/reference.md#transfer-classifier).
 
     form "half_identity" (RB): A = row-normalise(P + I), which is ½(P + I) for every row of P with a
     non-zero sum and the identity row otherwise. form "confusion" (G2S): A = P.
@@ -85,7 +87,8 @@ def transfer_matrix(confusion: np.ndarray, form: str = "half_identity") -> np.nd
 
 
 def predicate_correlation(confusion: np.ndarray) -> np.ndarray:
-    """Predicate correlation corr, float64 (P, P), from counts ``confusion`` (P, P) (SPEC §5.2).
+    """Predicate correlation corr, float64 (P, P), from counts ``confusion`` (P, P)
+    (docs/reference.md#predicate-correlation).
 
     corr[i, j] = P[i, j] / (P[i, i] + 1e-4) with P = ``normalized_confusion(confusion)``: how often GT
     predicate i is predicted as j relative to how often it is predicted correctly. RB first divides row i

@@ -1,4 +1,4 @@
-"""Object and pair features of the relation head (SPEC §2.3, §2.4).
+"""Object and pair features of the relation head (docs/reference.md#object-features, #union-features).
 
 Both extractors end in fc6/fc7 copied from the detector's box head (after the detector checkpoint is loaded)
 and trained with the relation head; the detector's own box head stays frozen.
@@ -61,7 +61,7 @@ def channel_reduction(in_channels: int, out_channels: int) -> nn.Sequential:
 
 class UnionFeatureExtractor(nn.Module):
     """SGB's RelationFeatureExtractor: the visual feature of each pair's union box plus a spatial-mask
-    branch, then fc6/fc7 (SPEC §2.4).
+    branch, then fc6/fc7 (docs/reference.md#union-features).
 
     roi_pool: the detector's pooler (level scales, resolution, sampling ratio); box_head: its TwoMLPHead
     (copied here). feature_channels: F of the FPN levels. pool_all_levels (POOLING_ALL_LEVELS): RoIAlign

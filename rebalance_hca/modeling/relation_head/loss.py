@@ -1,4 +1,5 @@
-"""Relation (predicate) losses: RB's predicate reweighting loss (SPEC §5.3) and class-balanced CE (§5.4).
+"""Relation (predicate) losses: RB's predicate reweighting loss (docs/reference.md#predicate-reweighting-loss)
+and class-balanced CE (docs/reference.md#class-balanced-weights).
 
 PredicateReweightingLoss (the "category discriminating" loss RB trains with in both stages). For a batch
 of N sampled pairs with logits z (N, P) and labels y (N,), background included:
@@ -22,7 +23,8 @@ zeros without one, so that only the distribution term acts). Consequences:
   for a sample of a rare label, the more frequent classes it is often mistaken for (corr > threshold)
   get w > log 2 (their logits are pushed down more).
 
-ClassBalancedCrossEntropy: weighted cross-entropy with the effective-number weights of SPEC §5.4, which
+ClassBalancedCrossEntropy: weighted cross-entropy with the effective-number weights of
+docs/reference.md#class-balanced-weights, which
 RB computes but never applies; offered here as a separate, optional loss.
 """
 from __future__ import annotations
@@ -39,11 +41,12 @@ from .confusion import predicate_correlation
 
 __all__ = ["ClassBalancedCrossEntropy", "PredicateReweightingLoss", "class_balanced_weights"]
 
-_COUNT_EPSILON = 1e-8   # added to every per-batch class count (SPEC §5.3)
+_COUNT_EPSILON = 1e-8   # added to every per-batch class count (docs/reference.md#predicate-reweighting-loss)
 
 
 class PredicateReweightingLoss(nn.Module):
-    """RB's reweighted softmax cross-entropy over relation logits (SPEC §5.3; formula in the module docstring).
+    """RB's reweighted softmax cross-entropy over relation logits (docs/reference.md#predicate-reweighting-loss;
+    formula in the module docstring).
 
     confusion_matrix: (P, P) counts, row = GT predicate, column = predicted, or None (correlation all
     zeros; P is then taken from the logits). The correlation is a non-persistent float32 buffer
@@ -130,7 +133,8 @@ class PredicateReweightingLoss(nn.Module):
 
 
 def class_balanced_weights(predicate_counts: Sequence[float] | np.ndarray, beta: float = 0.99999) -> np.ndarray:
-    """Effective-number class weights, float64 (P,), from ``predicate_counts`` (P,) (SPEC §5.4).
+    """Effective-number class weights, float64 (P,), from ``predicate_counts`` (P,)
+    (docs/reference.md#class-balanced-weights).
 
     predicate_counts[k] is the training count of predicate k for k >= 1; entry 0 (background) is ignored
     and replaced by 2 · Σ counts[1:]. Class c gets (1 - beta) / (1 - beta^count_c), and the weights are
@@ -148,7 +152,8 @@ def class_balanced_weights(predicate_counts: Sequence[float] | np.ndarray, beta:
 
 
 class ClassBalancedCrossEntropy(nn.Module):
-    """Cross-entropy weighted by ``class_balanced_weights(predicate_counts, beta)`` (SPEC §5.4).
+    """Cross-entropy weighted by ``class_balanced_weights(predicate_counts, beta)``
+    (docs/reference.md#class-balanced-weights).
 
     The weights are a float32 buffer ``weight`` (P,). Call: logits (N, P), labels (N,) int64 -> scalar
     float32 loss, PyTorch's weighted mean Σ_n weight[y_n]·CE_n / Σ_n weight[y_n] (F.cross_entropy with

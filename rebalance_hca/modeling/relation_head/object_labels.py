@@ -1,4 +1,5 @@
-"""Object labels inside the relation head (SPEC §2.6, §2.9, §3.2): the label embedding that feeds a context,
+"""Object labels inside the relation head (docs/reference.md#object-context, #test-time-post-processing):
+the label embedding that feeds a context,
 the refined labels per mode, and the per-class NMS decoding of SGDet.
 
 Modes: "predcls" (GT boxes and labels), "sgcls" (GT boxes, labels predicted), "sgdet" (detected boxes).
@@ -57,13 +58,14 @@ def per_class_overlaps(boxes_per_cls: Tensor, threshold: float) -> np.ndarray:
 
 def nms_decode_labels(object_logits: Tensor, boxes_per_cls: Tensor, threshold: float,
                       background_value: float = -1.0, first_assignment_wins: bool = False) -> Tensor:
-    """SGB's greedy per-class NMS decoding of one image's refined labels (SPEC §2.6).
+    """SGB's greedy per-class NMS decoding of one image's refined labels (docs/reference.md#per-class-nms-decoding).
 
     object_logits (N, C), boxes_per_cls (N, C, 4) -> labels (N,) int64. N times: take the global argmax
     (box b, class c) of the class probabilities; give b label c; zero class c for every box whose class-c box
     overlaps b's at IoU >= threshold; set row b to -1.
     The context's routine sets the background column to -1 and always overwrites; the post-processor's
-    (``obj_prediction_nms``, SPEC §2.9) sets it to 0 and keeps a box's first label: ``background_value`` and
+    (``obj_prediction_nms``, docs/reference.md#per-class-nms-decoding)
+    sets it to 0 and keeps a box's first label: ``background_value`` and
     ``first_assignment_wins`` select the variant.
     """
     num_boxes = object_logits.shape[0]
@@ -86,7 +88,8 @@ def nms_decode_labels(object_logits: Tensor, boxes_per_cls: Tensor, threshold: f
 
 def refine_object_labels(object_logits: Tensor, num_objects: list[int], mode: str, training: bool,
                          boxes_per_cls: Tensor | None, nms_threshold: float) -> Tensor:
-    """The context's predicted labels in SGCls / SGDet (SPEC §2.6): the foreground argmax, except at SGDet
+    """The context's predicted labels in SGCls / SGDet (docs/reference.md#object-context):
+    the foreground argmax, except at SGDet
     test time, where each image is decoded by per-class NMS. object_logits (ΣN, C) -> (ΣN,) int64."""
     if mode == "sgdet" and not training:
         if boxes_per_cls is None:

@@ -1,4 +1,5 @@
-"""Test-time post-processing of one image (SGB's relation ``PostProcessor``, SPEC §2.9).
+"""Test-time post-processing of one image (SGB's relation ``PostProcessor``,
+docs/reference.md#test-time-post-processing).
 
 Objects: PredCls / SGCls take softmax(object_logits) with the background zeroed, label and score = argmax
 and max over 1..C-1 (PredCls: the GT label, score 1), box = the input box. SGDet decodes the labels by

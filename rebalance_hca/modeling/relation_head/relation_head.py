@@ -1,10 +1,11 @@
 """The relation head: pairs -> box and union features -> context -> predictor -> loss | ranked predictions.
 
-Training (SPEC §2.2-§2.8): pairs are sampled per image; the loss dict is
+Training (docs/reference.md#relation-head-data-flow): pairs are sampled per image; the loss dict is
     {"loss_rel": relation loss over all sampled pairs of the batch,
      "loss_refine_obj": CE(object_logits, object labels), 0 when the logits need no gradient (PredCls,
                         stage 2)}.
-Testing (SPEC §2.9): every ordered pair of every image; the union features and the classifier run over at
+Testing (docs/reference.md#test-time-post-processing):
+every ordered pair of every image; the union features and the classifier run over at
 most ``pairs_per_chunk`` pairs at a time, so SGDet's 80 x 79 pairs per image stay in bounded memory
 (about pairs_per_chunk x (L + 1) x F x 7 x 7 floats of pooled union features, L FPN levels: 170 MB for
 512 pairs with F = 256 and four levels), and each image becomes one prediction dict (``postprocess``).
@@ -127,7 +128,7 @@ class RelationHead(nn.Module):
 
     def _sample_pairs(self, objects: list[ImageObjects], targets: list[dict[str, Tensor]]
                       ) -> tuple[list[Tensor], list[Tensor]]:
-        """Training pairs [(R_i, 2)] and their predicate labels [(R_i,)] per image (SPEC §2.2)."""
+        """Training pairs [(R_i, 2)] and their predicate labels [(R_i,)] per image (docs/reference.md#pair-sampling)."""
         pairs, labels = [], []
         for image, target in zip(objects, targets):
             if self.mode == "sgdet":

@@ -1,4 +1,4 @@
-"""Which (subject, object) pairs the relation head sees, per image (SPEC §2.2).
+"""Which (subject, object) pairs the relation head sees, per image (docs/reference.md#pair-sampling).
 
 Training (``RelationPairSampler``), SGB's ``RelationSampling`` semantics:
 

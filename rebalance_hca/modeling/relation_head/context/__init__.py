@@ -1,4 +1,4 @@
-"""Context modules: per-object features from which pair representations are built (SPEC §3)."""
+"""Context modules: per-object features from which pair representations are built (docs/reference.md#object-context)."""
 from .attention import AttentionCell, AttentionOptions, FeedForward, MultiHeadAttention, PaddedLayout
 from .hybrid_co_attention import HybridCoAttentionContext
 from .base import ContextInputs, ObjectContext

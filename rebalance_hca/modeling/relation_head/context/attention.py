@@ -1,4 +1,5 @@
-"""Attention cells of the reference's transformer (SPEC §3.1), batched over images with key-padding masks.
+"""Attention cells of the reference's transformer (docs/reference.md#attention-cells),
+batched over images with key-padding masks.
 
 Objects of B images arrive flat, (ΣN_b, d). Every position-wise operation (projections, feed-forward,
 LayerNorm) runs on the flat rows, so padding costs nothing there; only the attention itself is computed on a
@@ -29,7 +30,8 @@ ATTENTION_DROPOUT = 0.1
 
 @dataclass(frozen=True)
 class AttentionOptions:
-    """The sizes every cell of a context shares (SPEC §3.4; MODEL.ROI_RELATION_HEAD.TRANSFORMER.*): heads
+    """The sizes every cell of a context shares (docs/reference.md#context-dimensions;
+    MODEL.ROI_RELATION_HEAD.TRANSFORMER.*): heads
     (NUM_HEAD), key_dim / value_dim per head (KEY_DIM / VAL_DIM), the FFN's inner_dim (INNER_DIM), dropout on
     the output projection and the FFN (DROPOUT_RATE) and attention_dropout on the attention weights."""
 

@@ -1,4 +1,5 @@
-"""The context contract (inputs, outputs) and the base every GloVe-embedding context shares (SPEC §2.6, §3)."""
+"""The context contract (inputs, outputs) and the base every GloVe-embedding context shares
+(docs/reference.md#object-context)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ class ContextInputs:
     """The objects of a batch of B images, flat over images (N = ΣN_b), C object classes, D box features.
 
     roi_features: (N, D) the relation head's box features.
-    box_info: (N, 9) the box encoding of SPEC §2.5.
+    box_info: (N, 9) the box encoding of docs/reference.md#box-encoding.
     num_objects: N_b per image.
     labels: (N,) int64 GT labels in PredCls, else None.
     detector_logits: (N, C) the detector's class logits in SGCls / SGDet, else None.
@@ -44,7 +45,7 @@ class ObjectContext:
 
 
 def glove_embedding(vectors: Tensor) -> nn.Embedding:
-    """A trainable embedding (C, embed_dim) initialised with GloVe ``vectors`` (SPEC §1.6)."""
+    """A trainable embedding (C, embed_dim) initialised with GloVe ``vectors`` (docs/reference.md#glove-embeddings)."""
     embedding = nn.Embedding(vectors.shape[0], vectors.shape[1])
     with torch.no_grad():
         embedding.weight.copy_(vectors)
@@ -87,7 +88,7 @@ class ContextBase(nn.Module):
 
     def predict_objects(self, object_features: Tensor, inputs: ContextInputs) -> tuple[Tensor, Tensor]:
         """(object_logits (N, C), object_labels (N,)): the GT one-hot and labels in PredCls, else
-        out_obj(object_features) and its refined labels (SPEC §2.6)."""
+        out_obj(object_features) and its refined labels (docs/reference.md#object-context)."""
         if self.out_obj is None:
             return one_hot_logits(inputs.labels, self.num_classes), inputs.labels
         logits = self.out_obj(object_features)

@@ -1,18 +1,19 @@
-"""The hybrid co-attention context of ReBalance-HCA (RB's ``SHA_Context``), as RB runs it (SPEC §3).
+"""The hybrid co-attention context of ReBalance-HCA (RB's ``SHA_Context``), as RB runs it
+(docs/reference.md#hybrid-co-attention).
 
 Two token streams per object, visual and textual, each of size d:
     V0 = lin_obj_visual([roi_features ; bbox_embed(box_info)])       (D + 128 -> d)
     T0 = lin_obj_textual(label embedding)                              (embed_dim -> d)
 
 Object encoder (OBJ_LAYER layers): four streams tsa = tca = T0, vsa = vca = V0, each layer updating them in
-RB's order (SPEC §3.2, the asymmetric form):
+RB's order (docs/reference.md#hybrid-co-attention-encoder, the asymmetric form):
     1. tsa <- SA_txt(tsa)
     2. tca <- CA_txt(query=tca, kv=vsa)     (the visual self-stream before this layer's update)
     3. vsa <- SA_vis(vsa)
     4. vca <- CA_vis(query=vca, kv=tsa)     (the textual self-stream after step 1)
     object_features = vca + vsa + tca + tsa;  object_logits = out_obj(object_features)
 
-Edge decoder (REL_LAYER layers, SPEC §3.3), from
+Edge decoder (REL_LAYER layers, docs/reference.md#hybrid-co-attention-decoder), from
     v = lin_edge_visual([roi_features ; object_features]),  t = lin_edge_textual(obj_embed2[object_labels]):
     t' = SA_txt(t) + CA_txt(query=t, kv=v);   v' = SA_vis(v) + CA_vis(query=v, kv=t)
     edge_context = v_L + t_L

@@ -1,4 +1,5 @@
-"""Predictors with a context module: ReBalance-HCA's (RB's ``TransformerTransferPredictor``, SPEC §4) and
+"""Predictors with a context module: ReBalance-HCA's (RB's ``TransformerTransferPredictor``,
+docs/reference.md#rebalance-hca-predictor) and
 SGB's ``TransformerPredictor`` baseline. Both share the pair classification; they differ in the context.
 
 For a pair (s, o) of objects with edge context e (d) and union feature u (D):
@@ -8,8 +9,10 @@ For a pair (s, o) of objects with edge context e (d) and union feature u (D):
                                                        when pooling_dim != D
     logits     = general(visual_rep, pair_rep, labels)  (see ``PairClassifier``)
 With WITH_CLEAN_CLASSIFIER the output is the clean classifier's logits instead (the general one still
-exists and is loaded from stage 1, SPEC §6.2). With WITH_TRANSFER_CLASSIFIER, at test time only, the output
-logits are mapped by the fixed transfer matrix A: logits @ A.T (SPEC §4.7, §0).
+exists and is loaded from stage 1, docs/reference.md#stage-2).
+With WITH_TRANSFER_CLASSIFIER, at test time only, the output
+logits are mapped by the fixed transfer matrix A: logits @ A.T
+(docs/reference.md#transfer-classifier, #deliberate-deviations).
 """
 from __future__ import annotations
 
@@ -74,7 +77,7 @@ class ContextPredictor(nn.Module):
 
     @staticmethod
     def trainable_in_stage2(parameter_name: str) -> bool:
-        """Stage 2 trains the clean classifier alone (SPEC §6.2)."""
+        """Stage 2 trains the clean classifier alone (docs/reference.md#stage-2)."""
         return parameter_name.startswith(f"{CLEAN_CLASSIFIER}.")
 
 

@@ -26,7 +26,8 @@ class PredictorParts:
     """What a predictor builder gets besides the config.
 
     mode: "predcls" | "sgcls" | "sgdet". object_vectors: (C, EMBED_DIM) GloVe vectors of the object classes.
-    pred_dist: (C, C, P) float32 log predicate distribution of the training statistics (SPEC §1.7).
+    pred_dist: (C, C, P) float32 log predicate distribution of the training statistics
+    (docs/reference.md#frequency-statistics).
     fg_counts: (C, C, P) int64 relation counts of the training statistics (column 0 unused).
     confusion_matrix: (P, P) predicate confusion counts, or None. box_channels: D of the box features;
     union_channels: D of the union features.
