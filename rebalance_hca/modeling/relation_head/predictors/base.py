@@ -3,12 +3,13 @@ predictor interface").
 
 B images, N = ΣN_b objects, R pairs, C object classes, P predicates (background included), D feature width.
 
-``RelationPredictor`` is the base class; a predictor overrides ``object_context`` and ``relation_logits``
-and, where it needs to, the other methods, whose defaults suit a predictor without extra losses, without a
-separate test-time computation and without a stage 2.
+``RelationPredictor`` is the base class; a predictor implements ``object_context`` and ``relation_logits``
+(abstract) and overrides, where it needs to, the other methods, whose defaults suit a predictor without
+extra losses, without a separate test-time computation and without a stage 2.
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Mapping
 
@@ -32,7 +33,7 @@ class PredictorOutput:
     losses: dict[str, Tensor] = field(default_factory=dict)
 
 
-class RelationPredictor(nn.Module):
+class RelationPredictor(nn.Module, ABC):
     """The base of every predictor. Class attributes:
 
     uses_union_features: False when the predictor reads no union features (the head then computes none and
@@ -43,6 +44,7 @@ class RelationPredictor(nn.Module):
     uses_union_features: bool = True
     requires_training: bool = True
 
+    @abstractmethod
     def object_context(self, inputs: ContextInputs) -> ObjectContext:
         """The objects' context: refined logits (N, C), labels (N,) and whatever the relation stage needs.
 
@@ -50,12 +52,11 @@ class RelationPredictor(nn.Module):
         context computed at eval time); the head reads only ``object_logits`` and ``object_labels`` and hands
         the object back to ``training_outputs`` / ``eval_logits`` unchanged. Eval-time test pairs are
         classified in chunks, so whatever is per object or per image belongs here, computed once."""
-        raise NotImplementedError
 
+    @abstractmethod
     def relation_logits(self, context: ObjectContext, pairs: Tensor, union_features: Tensor | None) -> Tensor:
         """(R, P) training-time logits of ``pairs`` (R, 2) int64, flat object indices into ``context``
         (subject, object), with their union features (R, D) (None when ``uses_union_features`` is False)."""
-        raise NotImplementedError
 
     def training_outputs(self, context: ObjectContext, pairs: Tensor, union_features: Tensor | None,
                          pair_labels: Tensor) -> PredictorOutput:
