@@ -5,7 +5,7 @@ Training (SPEC §2.2-§2.8): pairs are sampled per image; the loss dict is
      "loss_refine_obj": CE(object_logits, object labels), 0 when the logits need no gradient (PredCls,
                         stage 2),
      and the predictor's own extra losses under its key names (``PredictorOutput.losses``)}.
-Testing (SPEC §2.9): every ordered pair of every image; the union features and the predictor's
+Testing: every ordered pair of every image; the union features and the predictor's
 ``eval_logits`` run over at most ``pairs_per_chunk`` pairs at a time, so SGDet's 80 x 79 pairs per image
 stay in bounded memory
 (about pairs_per_chunk x (L + 1) x F x 7 x 7 floats of pooled union features, L FPN levels: 170 MB for

@@ -1,5 +1,5 @@
-"""Predictors with an attention context: ReBalance-HCA's (RB's ``TransformerTransferPredictor``, SPEC §4)
-and SGB's ``TransformerPredictor`` baseline. Both share the pair classification; they differ in the context.
+"""Predictors with an attention context: ReBalance-HCA's (RB's ``TransformerTransferPredictor``) and SGB's
+``TransformerPredictor`` baseline. Both share the pair classification; they differ in the context.
 
 For a pair (s, o) of objects with edge context e (d) and union feature u (D):
     head, tail = split(post_emb(e))                    d -> 2d, N(0, 10/sqrt(d)) weight, zero bias
