@@ -31,7 +31,7 @@ from rebalance_hca.modeling.relation_head.context import (AttentionOptions, Cont
                                                           ObjectContext)
 from rebalance_hca.modeling.relation_head.features import BoxFeatureExtractor, UnionFeatureExtractor
 from rebalance_hca.modeling.relation_head.loss import PredicateReweightingLoss
-from rebalance_hca.modeling.relation_head.predictors import ContextPredictor
+from rebalance_hca.modeling.relation_head.predictors import ContextPredictor, RebalanceRecipe
 from rebalance_hca.modeling.detector.roi_heads import build_fpn_roi_pooler
 
 NUM_CLASSES, NUM_PREDICATES, EMBED_DIM = 151, 51, 200
@@ -150,7 +150,7 @@ def bench_step(args: argparse.Namespace) -> dict:
     union_features = UnionFeatureExtractor(pooler, box_head, FPN_CHANNELS)
     predictor = ContextPredictor(build_context(args), args.hidden, args.in_channels, args.in_channels,
                                  NUM_PREDICATES, torch.randn(NUM_CLASSES, NUM_CLASSES, NUM_PREDICATES), 0.3,
-                                 with_clean_classifier=False, transfer=None).train()
+                                 recipe=RebalanceRecipe()).train()
     loss_function = PredicateReweightingLoss(None)
     features = {str(level): torch.randn(args.images, FPN_CHANNELS, IMAGE_SIZE[0] // 2 ** (level + 2),
                                         IMAGE_SIZE[1] // 2 ** (level + 2)) for level in range(4)}

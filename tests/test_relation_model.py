@@ -94,12 +94,32 @@ def test_transfer_classifier_maps_logits_at_test_time_only(tiny_synthvg, tmp_pat
     context.edge_context = torch.randn(3, 32)
     context.object_labels = torch.tensor([1, 2, 3])
     pairs, union = torch.tensor([[0, 1], [2, 0]]), torch.randn(2, 64)
-    predictor.train()
-    predictor.general_classifier.freq_bias.dropout = 0.0  # deterministic training-mode logits
-    raw = predictor.relation_logits(context, pairs, union)
+    # eval mode, as the frozen predictor module is in stage 2's training: the training output is not mapped
     predictor.eval()
-    mapped = predictor.relation_logits(context, pairs, union)
+    raw = predictor.training_outputs(context, pairs, union, torch.tensor([1, 0])).relation_logits
+    torch.testing.assert_close(raw, predictor.relation_logits(context, pairs, union), rtol=0, atol=0)
+    mapped = predictor.eval_logits(context, pairs, union)
     torch.testing.assert_close(mapped, raw @ predictor.transfer.T)
+
+
+def test_stage2_training_loss_does_not_depend_on_the_transfer_classifier(tiny_synthvg, tmp_path):
+    num_predicates = 22
+    confusion = np.random.default_rng(0).integers(0, 20, (num_predicates, num_predicates)).astype(np.float32)
+    np.save(tmp_path / "confusion.npy", confusion)
+    torch.manual_seed(0)
+    stage1 = build_model(_config(tiny_synthvg, tmp_path, "predcls"))
+    path = Checkpointer(stage1, save_dir=str(tmp_path / "stage1")).save("model_final", 1)
+    losses = {}
+    for transfer in ("False", "True"):
+        cfg = _config(tiny_synthvg, tmp_path, "predcls", "MODEL.ROI_RELATION_HEAD.WITH_CLEAN_CLASSIFIER", "True",
+                      "MODEL.ROI_RELATION_HEAD.CONFUSION_MATRIX", str(tmp_path / "confusion.npy"),
+                      "MODEL.ROI_RELATION_HEAD.WITH_TRANSFER_CLASSIFIER", transfer)
+        model = build_model(cfg)
+        load_stage1_model(model, path)
+        freeze_for_stage2(model)
+        torch.manual_seed(1)
+        losses[transfer] = model.train()(*_batch(cfg))["loss_rel"]
+    assert torch.equal(losses["False"], losses["True"])
 
 
 @pytest.mark.parametrize("overrides, message", [

@@ -69,7 +69,7 @@ def prepare_training(cfg, device: torch.device, resume: bool = True) -> Training
     classifier only), make the optimizer and schedule over the trainable parameters, and resume from
     OUTPUT_DIR's last checkpoint (unless ``resume`` is False) or initialise from MODEL.WEIGHT."""
     model = build_model(cfg)
-    if not model.relation_head.predictor.requires_training:
+    if not model.requires_training:
         raise UserInputError(f"{cfg.MODEL.ROI_RELATION_HEAD.PREDICTOR} needs no training; test it with "
                              "tools/relation_test_net.py")
     if is_stage2(cfg):
@@ -131,7 +131,7 @@ def load_weights_for_testing(cfg, model: nn.Module) -> str:
         checkpointer = Checkpointer(model, save_dir=cfg.OUTPUT_DIR)
         path = checkpointer.last_checkpoint() if checkpointer.has_checkpoint() else ""
     if not path:
-        if unwrap_model(model).relation_head.predictor.requires_training:
+        if unwrap_model(model).requires_training:
             raise UserInputError(f"nothing to test: set MODEL.WEIGHT or point OUTPUT_DIR at a training run "
                                  f"(no last_checkpoint in {cfg.OUTPUT_DIR!r})")
         logger.info("%s needs no trained weights; testing it as built", cfg.MODEL.ROI_RELATION_HEAD.PREDICTOR)

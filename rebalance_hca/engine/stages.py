@@ -17,8 +17,6 @@ from .checkpoint import model_state_of, read_checkpoint, unwrap_model
 
 logger = logging.getLogger(__name__)
 
-GENERAL_CLASSIFIER = ".general_classifier."
-CLEAN_CLASSIFIER = ".clean_classifier."
 PRETRAINED_MODEL_KEY = "MODEL.PRETRAINED_MODEL_CKPT"
 
 
@@ -26,41 +24,30 @@ def is_stage2(cfg) -> bool:
     return bool(cfg.MODEL.ROI_RELATION_HEAD.WITH_CLEAN_CLASSIFIER)
 
 
-def stage2_state_from_stage1(stage1_state: dict, model_keys: list[str]) -> dict:
-    """The stage-1 state dict completed for a stage-2 model: every ``*.clean_classifier.*`` key of the model
-    takes the stage-1 ``*.general_classifier.*`` tensor of the same name (docs/reference.md#stage-2). Raises KeyError
-    naming a clean key without a general counterpart."""
-    state = dict(stage1_state)
-    for key in model_keys:
-        if CLEAN_CLASSIFIER in key and key not in stage1_state:
-            source = key.replace(CLEAN_CLASSIFIER, GENERAL_CLASSIFIER)
-            if source not in stage1_state:
-                raise KeyError(f"the stage-1 checkpoint has no {source} to initialise {key}")
-            state[key] = stage1_state[source].clone()
-    return state
-
-
 def load_stage1_model(model: nn.Module, path: str) -> None:
-    """Load the stage-1 checkpoint ``path`` (MODEL.PRETRAINED_MODEL_CKPT) into a stage-2 model, the clean
-    classifier copied from the general one. Every other key and shape must fit (the same mode, predictor and
+    """Load the stage-1 checkpoint ``path`` (MODEL.PRETRAINED_MODEL_CKPT) into a stage-2 model, completed by
+    the model's predictor for its stage-2 form (``SceneGraphModel.complete_stage2_state``: the clean
+    classifier copied from the general one). Every other key and shape must fit (the same mode, predictor and
     dimensions as stage 1); a mismatch raises StateDictMismatchError listing the keys."""
     model = unwrap_model(model)
     if not path:
         raise ValueError(f"stage 2 (MODEL.ROI_RELATION_HEAD.WITH_CLEAN_CLASSIFIER True) needs the stage-1 model: set "
                          f"{PRETRAINED_MODEL_KEY} to the stage-1 run's model_final.pth")
-    stage1_state = model_state_of(read_checkpoint(path))
-    state = stage2_state_from_stage1(stage1_state, list(model.state_dict()))
-    load_state_dict_checked(model, state, source=f"{PRETRAINED_MODEL_KEY} {path}")
-    logger.info("Loaded the stage-1 model from %s %s; the clean classifier starts from its general classifier",
-                PRETRAINED_MODEL_KEY, path)
+    source = f"{PRETRAINED_MODEL_KEY} {path}"
+    try:
+        state = model.complete_stage2_state(model_state_of(read_checkpoint(path)))
+    except KeyError as error:
+        raise KeyError(f"{source}: {error.args[0]}") from error
+    load_state_dict_checked(model, state, source=source)
+    logger.info("Loaded the stage-1 model from %s; the predictor completed it for stage 2", source)
 
 
 def freeze_for_stage2(model: nn.Module) -> list[str]:
-    """Train only what the predictor trains in stage 2 (the clean classifier); everything else is frozen
-    and kept in eval mode. Returns the trainable parameter names (relative to the relation head)."""
+    """Train only what the predictor trains in stage 2 (``RelationPredictor.stage2_parameter_names``);
+    everything else is frozen and kept in eval mode. Returns the trainable parameter names (relative to the
+    relation head)."""
     head = unwrap_model(model).relation_head
-    trainable = {name for name, _ in head.named_parameters()
-                 if name.startswith("predictor.") and head.predictor.trainable_in_stage2(name[len("predictor."):])}
+    trainable = set(head.stage2_parameter_names())
     if not trainable:
         raise ValueError(f"{type(head.predictor).__name__} has nothing to train in stage 2 "
                          "(MODEL.ROI_RELATION_HEAD.WITH_CLEAN_CLASSIFIER needs a predictor with a clean classifier)")

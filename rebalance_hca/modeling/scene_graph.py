@@ -1,7 +1,8 @@
 """The whole scene-graph model: a frozen detector that proposes objects, and the relation head.
 
 forward(images, targets):
-    training -> {"loss_rel", "loss_refine_obj"};  eval -> one prediction dict per image, in the input frame
+    training -> {"loss_rel", "loss_refine_obj", and the predictor's extra losses};
+    eval -> one prediction dict per image, in the input frame
     ({"boxes", "labels", "scores", "rel_pair_idxs", "rel_scores", "rel_labels", "triplet_scores"}, see
     ``relation_head.postprocess``).
 targets: the loader's per-image dicts ("boxes" (N, 4) in the input frame, "labels" (N,), "relation" (N, N)).
@@ -18,6 +19,7 @@ import torch
 from torch import Tensor, nn
 from torchvision.models.detection.image_list import ImageList
 
+from ..utils.state_dict import replace_substate
 from .detector import SceneGraphDetector
 from .relation_head.object_labels import check_mode
 from .relation_head.relation_head import ImageObjects, RelationHead
@@ -39,6 +41,16 @@ class SceneGraphModel(nn.Module):
     def box_convention(self) -> str:
         """The detector's MODEL.BOX_CONVENTION ("torchvision" | "sgb"), recorded in checkpoints."""
         return self.detector.box_convention
+
+    @property
+    def requires_training(self) -> bool:
+        """False when the relation predictor is tested as built, without trained weights."""
+        return self.relation_head.predictor.requires_training
+
+    def complete_stage2_state(self, stage1_state: dict[str, Tensor]) -> dict[str, Tensor]:
+        """A stage-1 model's state dict completed for this (stage-2) model by its relation predictor
+        (``RelationPredictor.complete_stage2_state``), e.g. the clean classifier copied from the general one."""
+        return replace_substate(stage1_state, "relation_head.", self.relation_head.complete_stage2_state)
 
     def forward(self, images: ImageList, targets: list[dict[str, Tensor]] | None = None):
         if targets is None and (self.training or self.mode != "sgdet"):

@@ -6,7 +6,7 @@ naming where the state came from.
 """
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Callable, Mapping
 
 import torch
 from torch import nn
@@ -77,3 +77,12 @@ def load_state_dict_checked(module: nn.Module, state: Mapping[str, torch.Tensor]
     """
     check_state_dict_fits(module.state_dict(), state, source)
     module.load_state_dict(state, strict=True)
+
+
+def replace_substate(state: Mapping[str, torch.Tensor], prefix: str,
+                     update: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """``state`` with its entries under ``prefix`` (e.g. "relation_head.") replaced by ``update`` of them:
+    ``update`` gets and returns those entries with keys relative to ``prefix``."""
+    inner = {key[len(prefix):]: value for key, value in state.items() if key.startswith(prefix)}
+    return {**{key: value for key, value in state.items() if not key.startswith(prefix)},
+            **{prefix + key: value for key, value in update(inner).items()}}

@@ -3,10 +3,11 @@
 Training (docs/reference.md#relation-head-data-flow): pairs are sampled per image; the loss dict is
     {"loss_rel": relation loss over all sampled pairs of the batch,
      "loss_refine_obj": CE(object_logits, object labels), 0 when the logits need no gradient (PredCls,
-                        stage 2)}.
-Testing (docs/reference.md#test-time-post-processing):
-every ordered pair of every image; the union features and the classifier run over at
-most ``pairs_per_chunk`` pairs at a time, so SGDet's 80 x 79 pairs per image stay in bounded memory
+                        stage 2),
+     and the predictor's own extra losses under its key names (``PredictorOutput.losses``)}.
+Testing (docs/reference.md#test-time-post-processing): every ordered pair of every image; the union features and the predictor's
+``eval_logits`` run over at most ``pairs_per_chunk`` pairs at a time, so SGDet's 80 x 79 pairs per image
+stay in bounded memory
 (about pairs_per_chunk x (L + 1) x F x 7 x 7 floats of pooled union features, L FPN levels: 170 MB for
 512 pairs with F = 256 and four levels), and each image becomes one prediction dict (``postprocess``).
 """
@@ -18,11 +19,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ...utils.state_dict import replace_substate
 from .box_geometry import encode_box_info
 from .context import ContextInputs, ObjectContext
 from .features import BoxFeatureExtractor, UnionFeatureExtractor
 from .object_labels import check_mode
 from .postprocess import relation_predictions
+from .predictors import RelationPredictor
 from .sampling import RelationPairSampler, all_ordered_pairs
 
 
@@ -45,6 +48,10 @@ def _cat_optional(values: list[Tensor | None]) -> Tensor | None:
     return None if any(value is None for value in values) else torch.cat(values)
 
 
+HEAD_LOSSES = ("loss_rel", "loss_refine_obj")
+"""The loss names the head computes itself; a predictor's extra losses take other names."""
+
+
 def _offsets(counts: list[int], device: torch.device) -> Tensor:
     """Start of each image's rows in the flat layout: (B,) int64."""
     return torch.tensor([0, *counts[:-1]], device=device).cumsum(0)
@@ -52,9 +59,9 @@ def _offsets(counts: list[int], device: torch.device) -> Tensor:
 
 class RelationHead(nn.Module):
     """mode: "predcls" | "sgcls" | "sgdet". box_features / union_features: the extractors (union_features None
-    when the predictor uses none). predictor: see ``predictors.registry``. relation_loss: (logits (R, P),
-    labels (R,)) -> scalar. num_predicates: P, background included. nms_threshold:
-    TEST.RELATION.LATER_NMS_PREDICTION_THRES. pairs_per_chunk: TEST.RELATION.PAIRS_PER_CHUNK.
+    when the predictor uses none). predictor: a ``RelationPredictor`` (the interface: ``predictors.registry``).
+    relation_loss: (logits (R, P), labels (R,)) -> scalar. num_predicates: P, background included.
+    nms_threshold: TEST.RELATION.LATER_NMS_PREDICTION_THRES. pairs_per_chunk: TEST.RELATION.PAIRS_PER_CHUNK.
 
     forward(features, objects [ImageObjects], image_sizes [(h, w)], targets) -> losses (training) or one
     prediction dict per image (eval). targets: the loader's per-image dicts ("boxes", "labels", "relation"
@@ -62,7 +69,7 @@ class RelationHead(nn.Module):
     """
 
     def __init__(self, mode: str, box_features: BoxFeatureExtractor, union_features: UnionFeatureExtractor | None,
-                 predictor: nn.Module, sampler: RelationPairSampler, relation_loss: nn.Module,
+                 predictor: RelationPredictor, sampler: RelationPairSampler, relation_loss: nn.Module,
                  num_predicates: int, nms_threshold: float, pairs_per_chunk: int = 512) -> None:
         super().__init__()
         self.mode = check_mode(mode)
@@ -78,7 +85,16 @@ class RelationHead(nn.Module):
         self.num_predicates = num_predicates
         self.trainable_modules: set[str] | None = None
 
-    # ------------------------------------------------------------------ freezing (stage 2)
+    # ------------------------------------------------------------------ stage 2 (asked of the predictor)
+    def complete_stage2_state(self, stage1_state: dict[str, Tensor]) -> dict[str, Tensor]:
+        """A stage-1 state dict of this head (keys relative to it) completed by the predictor's
+        ``complete_stage2_state`` for its stage-2 form."""
+        return replace_substate(stage1_state, "predictor.", self.predictor.complete_stage2_state)
+
+    def stage2_parameter_names(self) -> list[str]:
+        """The parameters (names relative to this head) that stage 2 trains: the predictor's choice."""
+        return [f"predictor.{name}" for name in self.predictor.stage2_parameter_names()]
+
     def restrict_training(self, trainable_parameters: set[str]) -> None:
         """Train only the named parameters (names relative to this head): every other parameter gets
         requires_grad False, and every module holding a frozen parameter stays in eval mode whatever
@@ -123,6 +139,8 @@ class RelationHead(nn.Module):
             labels=torch.cat([image.labels for image in objects]) if self.mode == "predcls" else None,
             detector_logits=None if self.mode == "predcls" else _cat_optional([o.detector_logits for o in objects]),
             boxes_per_cls=_cat_optional([o.boxes_per_cls for o in objects]) if self.mode == "sgdet" else None,
+            boxes=torch.cat(boxes),
+            image_sizes=[tuple(size) for size in image_sizes],
         )
         return self.predictor.object_context(inputs)
 
@@ -148,15 +166,20 @@ class RelationHead(nn.Module):
         union = None
         if self.predictor.uses_union_features:
             union = self.union_features(features, [image.boxes for image in objects], pairs, image_sizes)
-        logits = self.predictor.relation_logits(context, flat_pairs, union)
-        losses = {"loss_rel": self.relation_loss(logits.float(), torch.cat(pair_labels))}
+        flat_labels = torch.cat(pair_labels)
+        output = self.predictor.training_outputs(context, flat_pairs, union, flat_labels)
+        losses = {"loss_rel": self.relation_loss(output.relation_logits.float(), flat_labels)}
         object_logits = context.object_logits
         if object_logits.requires_grad:
             object_labels = torch.cat([image.labels for image in objects])
             losses["loss_refine_obj"] = F.cross_entropy(object_logits.float(), object_labels)
         else:
             losses["loss_refine_obj"] = object_logits.new_zeros(())
-        return losses
+        clashing = sorted(set(output.losses) & set(HEAD_LOSSES))
+        if clashing:
+            raise ValueError(f"{type(self.predictor).__name__} returns extra losses named {clashing}, names the "
+                             f"relation head uses itself ({', '.join(HEAD_LOSSES)})")
+        return {**losses, **output.losses}
 
     def _predictions(self, features, objects, image_sizes) -> list[dict[str, Tensor]]:
         context = self.object_context(features, objects, image_sizes)
@@ -183,7 +206,7 @@ class RelationHead(nn.Module):
                 union = self.union_features(chunk_features, [objects[index].boxes for index in images], chunk_pairs,
                                             [image_sizes[index] for index in images])
             flat_pairs = torch.cat([image_pairs + offsets[index] for index, image_pairs in zip(images, chunk_pairs)])
-            logits = self.predictor.relation_logits(context, flat_pairs, union).float()
+            logits = self.predictor.eval_logits(context, flat_pairs, union).float()
             for index, image_logits in zip(images, logits.split([len(p) for p in chunk_pairs])):
                 pieces[index].append(image_logits)
         return [torch.cat(image_pieces) if image_pieces else context.object_logits.new_zeros(0, self.num_predicates)

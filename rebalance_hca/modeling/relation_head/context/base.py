@@ -20,6 +20,10 @@ class ContextInputs:
     labels: (N,) int64 GT labels in PredCls, else None.
     detector_logits: (N, C) the detector's class logits in SGCls / SGDet, else None.
     boxes_per_cls: (N, C, 4) every class's regressed box in SGDet, else None (used by SGDet test decoding).
+    boxes: (N, 4) xyxy boxes in the detector's input frame (resized-image pixels).
+    image_sizes: (height, width) of each of the B images in that frame.
+    The relation head always gives ``boxes`` and ``image_sizes``; they default to None only so that a
+    context that needs neither can be called alone (tests, benchmarks).
     """
 
     roi_features: Tensor
@@ -28,6 +32,8 @@ class ContextInputs:
     labels: Tensor | None = None
     detector_logits: Tensor | None = None
     boxes_per_cls: Tensor | None = None
+    boxes: Tensor | None = None
+    image_sizes: list[tuple[int, int]] | None = None
 
 
 @dataclass

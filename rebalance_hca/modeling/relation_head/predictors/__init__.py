@@ -1,8 +1,11 @@
-"""Relation predictors, chosen by MODEL.ROI_RELATION_HEAD.PREDICTOR from a registry (see ``registry``)."""
+"""Relation predictors, chosen by MODEL.ROI_RELATION_HEAD.PREDICTOR from a registry (the interface: ``registry``)."""
 # importing each predictor module registers its predictors
+from .base import PredictorOutput, RelationPredictor
 from .context_predictor import ContextPredictor
 from .frequency import FrequencyBaselinePredictor
-from .registry import PredictorParts, build_predictor, predictor_names, register_predictor
+from .rebalance import RebalancedPredictor, RebalanceRecipe, build_rebalance_recipe
+from .registry import PREDICTOR_OPTION_KEYS, PredictorParts, build_predictor, predictor_names, register_predictor
 
-__all__ = ["ContextPredictor", "FrequencyBaselinePredictor", "PredictorParts", "build_predictor", "predictor_names",
-           "register_predictor"]
+__all__ = ["PREDICTOR_OPTION_KEYS", "ContextPredictor", "FrequencyBaselinePredictor", "PredictorOutput",
+           "PredictorParts", "RebalanceRecipe", "RebalancedPredictor", "RelationPredictor", "build_predictor",
+           "build_rebalance_recipe", "predictor_names", "register_predictor"]

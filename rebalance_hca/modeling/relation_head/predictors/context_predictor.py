@@ -1,18 +1,14 @@
-"""Predictors with a context module: ReBalance-HCA's (RB's ``TransformerTransferPredictor``,
-docs/reference.md#rebalance-hca-predictor) and
-SGB's ``TransformerPredictor`` baseline. Both share the pair classification; they differ in the context.
+"""Predictors with an attention context: ReBalance-HCA's (RB's ``TransformerTransferPredictor``) and SGB's
+``TransformerPredictor`` baseline. Both share the pair classification; they differ in the context.
 
 For a pair (s, o) of objects with edge context e (d) and union feature u (D):
     head, tail = split(post_emb(e))                    d -> 2d, N(0, 10/sqrt(d)) weight, zero bias
     pair_rep   = [head_s ; tail_o]                     2d
     visual_rep = post_cat(pair_rep) ⊙ up_dim(u)        post_cat 2d -> pooling_dim (xavier); up_dim only
                                                        when pooling_dim != D
-    logits     = general(visual_rep, pair_rep, labels)  (see ``PairClassifier``)
-With WITH_CLEAN_CLASSIFIER the output is the clean classifier's logits instead (the general one still
-exists and is loaded from stage 1, docs/reference.md#stage-2).
-With WITH_TRANSFER_CLASSIFIER, at test time only, the output
-logits are mapped by the fixed transfer matrix A: logits @ A.T
-(docs/reference.md#transfer-classifier, #deliberate-deviations).
+    logits     = classifier(visual_rep, pair_rep, labels)  (``PairClassifier``)
+The classifier head is the recipe's (``rebalance.RebalancedPredictor``): the general one, the clean one in
+stage 2 (WITH_CLEAN_CLASSIFIER), and at test time the transfer map (WITH_TRANSFER_CLASSIFIER).
 """
 from __future__ import annotations
 
@@ -22,24 +18,26 @@ import torch
 from torch import Tensor, nn
 
 from ..classifier import PairClassifier, xavier_linear
-from ..confusion import TRANSFER_MATRIX_FORMS, TRANSFER_MATRIX_KEY, transfer_matrix
 from ..context import AttentionOptions, ContextInputs, HybridCoAttentionContext, ObjectContext, TransformerContext
+from .rebalance import REBALANCE_KEYS, RebalancedPredictor, RebalanceRecipe, build_rebalance_recipe
 from .registry import PredictorParts, register_predictor
 
-CLEAN_CLASSIFIER = "clean_classifier"
+ATTENTION_CONTEXT_KEYS = ("CONTEXT_HIDDEN_DIM", "TRANSFORMER.DROPOUT_RATE", "TRANSFORMER.OBJ_LAYER",
+                          "TRANSFORMER.REL_LAYER", "TRANSFORMER.NUM_HEAD", "TRANSFORMER.INNER_DIM",
+                          "TRANSFORMER.KEY_DIM", "TRANSFORMER.VAL_DIM")
+"""The MODEL.ROI_RELATION_HEAD keys ``attention_context_arguments`` reads."""
+CLASSIFIER_KEYS = ("CONTEXT_POOLING_DIM", "PREDICT_USE_VISION", "PREDICT_USE_BIAS", "FREQUENCY_BIAS_DROPOUT")
+"""The MODEL.ROI_RELATION_HEAD keys ``_context_predictor`` reads besides the context's and the recipe's."""
 
 
-class ContextPredictor(nn.Module):
+class ContextPredictor(RebalancedPredictor):
     """context: a context module (ContextInputs -> ObjectContext with edge_context (N, hidden_dim)).
     pooling_dim: CONTEXT_POOLING_DIM; union_channels: D of the union features; pred_dist: (C, C, P) initial
-    frequency bias or None (PREDICT_USE_BIAS False); transfer: (P, P) test-time map or None."""
-
-    uses_union_features = True
-    requires_training = True
+    frequency bias or None (PREDICT_USE_BIAS False); recipe: the clean classifier and the transfer map."""
 
     def __init__(self, context: nn.Module, hidden_dim: int, pooling_dim: int, union_channels: int,
                  num_predicates: int, pred_dist: Tensor | None, frequency_bias_dropout: float,
-                 with_clean_classifier: bool, transfer: Tensor | None) -> None:
+                 recipe: RebalanceRecipe) -> None:
         super().__init__()
         self.context = context
         self.hidden_dim = hidden_dim
@@ -50,9 +48,7 @@ class ContextPredictor(nn.Module):
         self.up_dim = xavier_linear(union_channels, pooling_dim) if union_channels != pooling_dim else None
         classifier_options = dict(pooling_dim=pooling_dim, pair_dim=2 * hidden_dim, num_predicates=num_predicates,
                                   pred_dist=pred_dist, frequency_bias_dropout=frequency_bias_dropout)
-        self.general_classifier = PairClassifier(**classifier_options)
-        self.clean_classifier = PairClassifier(**classifier_options) if with_clean_classifier else None
-        self.register_buffer("transfer", transfer, persistent=False)
+        self.add_classifiers(lambda: PairClassifier(**classifier_options), recipe)
 
     def object_context(self, inputs: ContextInputs) -> ObjectContext:
         return self.context(inputs)
@@ -63,26 +59,18 @@ class ContextPredictor(nn.Module):
         return torch.cat([head[pairs[:, 0]], tail[pairs[:, 1]]], dim=1)
 
     def relation_logits(self, context: ObjectContext, pairs: Tensor, union_features: Tensor) -> Tensor:
-        """(R, P) output logits of the pairs (R, 2) with union features (R, D)."""
+        """(R, P) training-time logits of the pairs (R, 2) with union features (R, D)."""
         pair_rep = self.pair_representation(context.edge_context, pairs)
         if self.up_dim is not None:
             union_features = self.up_dim(union_features)
         visual_rep = self.post_cat(pair_rep) * union_features
         pair_labels = context.object_labels[pairs]
-        classifier = self.clean_classifier if self.clean_classifier is not None else self.general_classifier
-        logits = classifier(visual_rep, pair_rep, pair_labels)
-        if self.transfer is not None and not self.training:
-            logits = logits @ self.transfer.to(logits.dtype).T
-        return logits
-
-    @staticmethod
-    def trainable_in_stage2(parameter_name: str) -> bool:
-        """Stage 2 trains the clean classifier alone (docs/reference.md#stage-2)."""
-        return parameter_name.startswith(f"{CLEAN_CLASSIFIER}.")
+        return self.classify(visual_rep, pair_rep, pair_labels)
 
 
-def context_arguments(cfg, parts: PredictorParts) -> dict:
-    """The constructor arguments every context takes, from MODEL.ROI_RELATION_HEAD.* (the one place)."""
+def attention_context_arguments(cfg, parts: PredictorParts) -> dict:
+    """The constructor arguments of the attention contexts (``HybridCoAttentionContext``,
+    ``TransformerContext``) from ``ATTENTION_CONTEXT_KEYS`` and TEST.RELATION.LATER_NMS_PREDICTION_THRES."""
     head = cfg.MODEL.ROI_RELATION_HEAD
     transformer = head.TRANSFORMER
     if head.CONTEXT_HIDDEN_DIM % transformer.NUM_HEAD:
@@ -96,18 +84,6 @@ def context_arguments(cfg, parts: PredictorParts) -> dict:
                 attention=attention, nms_threshold=cfg.TEST.RELATION.LATER_NMS_PREDICTION_THRES)
 
 
-def _transfer(cfg, parts: PredictorParts) -> Tensor | None:
-    head = cfg.MODEL.ROI_RELATION_HEAD
-    if not head.WITH_TRANSFER_CLASSIFIER:
-        return None
-    if parts.confusion_matrix is None:
-        raise ValueError("MODEL.ROI_RELATION_HEAD.WITH_TRANSFER_CLASSIFIER needs a confusion matrix: set "
-                         "MODEL.ROI_RELATION_HEAD.CONFUSION_MATRIX (tools/compute_confusion_matrix.py writes it)")
-    if head.TRANSFER_MATRIX not in TRANSFER_MATRIX_FORMS:
-        raise ValueError(f"{TRANSFER_MATRIX_KEY} must be one of {TRANSFER_MATRIX_FORMS}, got {head.TRANSFER_MATRIX!r}")
-    return torch.from_numpy(transfer_matrix(parts.confusion_matrix, head.TRANSFER_MATRIX))
-
-
 def _context_predictor(cfg, parts: PredictorParts, context: nn.Module) -> ContextPredictor:
     head = cfg.MODEL.ROI_RELATION_HEAD
     if not head.PREDICT_USE_VISION:
@@ -117,17 +93,19 @@ def _context_predictor(cfg, parts: PredictorParts, context: nn.Module) -> Contex
         context, hidden_dim=head.CONTEXT_HIDDEN_DIM, pooling_dim=head.CONTEXT_POOLING_DIM,
         union_channels=parts.union_channels, num_predicates=head.NUM_CLASSES,
         pred_dist=parts.pred_dist if head.PREDICT_USE_BIAS else None,
-        frequency_bias_dropout=head.FREQUENCY_BIAS_DROPOUT, with_clean_classifier=head.WITH_CLEAN_CLASSIFIER,
-        transfer=_transfer(cfg, parts))
+        frequency_bias_dropout=head.FREQUENCY_BIAS_DROPOUT, recipe=build_rebalance_recipe(cfg, parts))
 
 
-@register_predictor("ReBalanceHCAPredictor", "TransformerTransferPredictor")
+CONTEXT_PREDICTOR_KEYS = (*ATTENTION_CONTEXT_KEYS, *CLASSIFIER_KEYS, *REBALANCE_KEYS)
+
+
+@register_predictor("ReBalanceHCAPredictor", "TransformerTransferPredictor", reads=CONTEXT_PREDICTOR_KEYS)
 def build_rebalance_hca_predictor(cfg, parts: PredictorParts) -> ContextPredictor:
     """ReBalance-HCA: the hybrid co-attention context with general / clean / transfer classifiers."""
-    return _context_predictor(cfg, parts, HybridCoAttentionContext(**context_arguments(cfg, parts)))
+    return _context_predictor(cfg, parts, HybridCoAttentionContext(**attention_context_arguments(cfg, parts)))
 
 
-@register_predictor("TransformerPredictor")
+@register_predictor("TransformerPredictor", reads=CONTEXT_PREDICTOR_KEYS)
 def build_transformer_predictor(cfg, parts: PredictorParts) -> ContextPredictor:
     """SGB's TransformerPredictor: the self-attention context with the same classifiers."""
-    return _context_predictor(cfg, parts, TransformerContext(**context_arguments(cfg, parts)))
+    return _context_predictor(cfg, parts, TransformerContext(**attention_context_arguments(cfg, parts)))

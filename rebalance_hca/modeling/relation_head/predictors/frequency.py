@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from ..context import ContextInputs, ObjectContext
 from ..object_labels import check_mode, foreground_argmax, one_hot_logits
-from .registry import PredictorParts, register_predictor
+from .base import RelationPredictor
+from .rebalance import REBALANCE_KEYS
+from .registry import PREDICTOR_OPTION_KEYS, PredictorParts, register_predictor
 
 PRIOR_WEIGHT = 1.0
 """λ above: how many pseudo-relations of the overall predicate distribution each class pair starts with."""
@@ -36,7 +38,7 @@ def conditional_predicate_log_frequency(fg_counts: np.ndarray) -> Tensor:
     return torch.from_numpy(log_frequency)
 
 
-class FrequencyBaselinePredictor(nn.Module):
+class FrequencyBaselinePredictor(RelationPredictor):
     """mode: "predcls" | "sgcls" | "sgdet"; fg_counts: (C, C, P) training relation counts."""
 
     uses_union_features = False
@@ -60,12 +62,13 @@ class FrequencyBaselinePredictor(nn.Module):
         labels = context.object_labels[pairs]
         return self.log_frequency[labels[:, 0], labels[:, 1]]
 
-    @staticmethod
-    def trainable_in_stage2(parameter_name: str) -> bool:
-        return False
+
+IGNORED_KEYS = tuple(key for key in PREDICTOR_OPTION_KEYS if key not in REBALANCE_KEYS)
+"""A trained model's config tests this baseline as it is (the quickstart does): its sizes and classifier
+options are ignored; the recipe's keys, which would change what is tested, are refused."""
 
 
-@register_predictor("FrequencyBaselinePredictor")
+@register_predictor("FrequencyBaselinePredictor", reads=(), ignores=IGNORED_KEYS)
 def build_frequency_predictor(cfg, parts: PredictorParts) -> FrequencyBaselinePredictor:
-    """The frequency-only baseline; it ignores the context and classifier keys."""
+    """The frequency-only baseline; it reads no option key."""
     return FrequencyBaselinePredictor(parts.mode, parts.fg_counts)

@@ -1,24 +1,57 @@
 """The predictor registry: MODEL.ROI_RELATION_HEAD.PREDICTOR names a builder ``(cfg, parts) -> predictor``.
 
-A predictor is an ``nn.Module`` with
-    object_context(ContextInputs) -> ObjectContext
-    relation_logits(ObjectContext, pairs (R, 2) int64 flat object indices, union_features (R, D) or None)
-        -> (R, P) logits: in training those the loss takes, at test time those that are ranked
-    uses_union_features: bool      (False: the head computes no union features)
-    requires_training: bool        (False: it can be tested without a relation checkpoint)
-    trainable_in_stage2(name) -> bool   (which of its parameters stage 2 trains; see ``stages``)
+The predictor interface (``base.RelationPredictor``; docs/relation_head.md#the-predictor-interface).
+B images, N = ΣN_b objects, R pairs, C object classes, P predicates, D feature width.
+
+Inputs. ``object_context(ContextInputs)``: roi_features (N, D), box_info (N, 9), boxes (N, 4) xyxy in the
+    detector's input frame, image_sizes [(h, w)] per image, num_objects [N_b], and per mode the GT labels
+    (N,) (PredCls), the detector's logits (N, C) (SGCls / SGDet) and every class's boxes (N, C, 4) (SGDet).
+    Pair stage: pairs (R, 2) int64 flat object indices (subject, object) and union_features (R, D), the
+    latter only when the class attribute ``uses_union_features`` is True (else None, and none are computed).
+Training. ``training_outputs(context, pairs, union_features, pair_labels (R,))`` -> ``PredictorOutput``:
+    relation_logits (R, P) for ``loss_rel`` and a dict of extra scalar losses under the predictor's own key
+    names, merged by the relation head into its loss dict (a name the head uses itself is refused).
+    The default returns ``relation_logits(context, pairs, union_features)`` and no extra loss.
+Test. ``eval_logits(context, pairs, union_features)`` -> (R, P), called on chunks of every ordered pair;
+    default ``relation_logits``. A predictor whose test-time output differs overrides it.
+Stage 2. ``complete_stage2_state(stage1_state)`` -> the predictor's stage-1 state dict (keys relative to
+    the predictor) completed with its stage-2-only entries; ``stage2_parameter_names()`` -> the names
+    (relative to the predictor) that stage 2 trains, everything else frozen. ``rebalance.RebalancedPredictor``
+    implements both for the recipe's general / clean / transfer classifiers.
+``requires_training`` (class attribute): False when the predictor is tested as built (no checkpoint).
+
+Config. A builder reads the MODEL.ROI_RELATION_HEAD keys it declares in ``register_predictor(...,
+reads=...)``, names relative to MODEL.ROI_RELATION_HEAD from ``PREDICTOR_OPTION_KEYS``. Before it runs,
+``build_predictor`` refuses every option key whose value differs from its default and that the predictor
+neither reads nor declares in ``ignores`` (keys it accepts at any value without reading them, e.g. the sizes
+of a trained model's config reused to test a predictor that learns nothing).
+
 Adding a predictor: one new file in this package with its module and a builder decorated with
-``register_predictor("Name")``, and an import of that file in ``__init__``.
+``register_predictor("Name", reads=(...))``, and an import of that file in ``__init__``.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterable
 
 import numpy as np
-from torch import Tensor, nn
+from torch import Tensor
+
+from ....config import get_cfg_defaults
+from .base import RelationPredictor
 
 PREDICTOR_KEY = "MODEL.ROI_RELATION_HEAD.PREDICTOR"
+HEAD_KEY = "MODEL.ROI_RELATION_HEAD"
+
+PREDICTOR_OPTION_KEYS = (
+    "CONTEXT_HIDDEN_DIM", "CONTEXT_POOLING_DIM", "CONTEXT_DROPOUT_RATE", "CONTEXT_OBJ_LAYER", "CONTEXT_REL_LAYER",
+    "PREDICT_USE_VISION", "PREDICT_USE_BIAS", "FREQUENCY_BIAS_DROPOUT",
+    "WITH_CLEAN_CLASSIFIER", "WITH_TRANSFER_CLASSIFIER", "TRANSFER_MATRIX",
+    "TRANSFORMER.DROPOUT_RATE", "TRANSFORMER.OBJ_LAYER", "TRANSFORMER.REL_LAYER", "TRANSFORMER.NUM_HEAD",
+    "TRANSFORMER.INNER_DIM", "TRANSFORMER.KEY_DIM", "TRANSFORMER.VAL_DIM",
+)
+"""The MODEL.ROI_RELATION_HEAD keys that configure a predictor (not the head, sampler, loss or data): each
+registered predictor reads or ignores some of them, and a non-default value of any other is refused."""
 
 
 @dataclass
@@ -42,32 +75,74 @@ class PredictorParts:
     union_channels: int
 
 
-PredictorBuilder = Callable[..., nn.Module]
-_BUILDERS: dict[str, PredictorBuilder] = {}
+PredictorBuilder = Callable[..., RelationPredictor]
 
 
-def register_predictor(*names: str) -> Callable[[PredictorBuilder], PredictorBuilder]:
-    """Register a builder ``(cfg, parts: PredictorParts) -> predictor`` under each of ``names``."""
+@dataclass(frozen=True)
+class RegisteredPredictor:
+    """A builder with the option keys it reads and those it ignores (names relative to MODEL.ROI_RELATION_HEAD)."""
+
+    builder: PredictorBuilder
+    reads: frozenset[str]
+    ignores: frozenset[str]
+
+
+_REGISTRY: dict[str, RegisteredPredictor] = {}
+
+
+def register_predictor(*names: str, reads: Iterable[str], ignores: Iterable[str] = ()
+                       ) -> Callable[[PredictorBuilder], PredictorBuilder]:
+    """Register a builder ``(cfg, parts: PredictorParts) -> RelationPredictor`` under each of ``names``.
+
+    reads: the ``PREDICTOR_OPTION_KEYS`` the builder reads; ignores: those it accepts at any value without
+    reading them. Raises ValueError for a name registered twice or a key that is not an option key."""
+    entry_reads, entry_ignores = frozenset(reads), frozenset(ignores)
+    unknown = sorted((entry_reads | entry_ignores) - set(PREDICTOR_OPTION_KEYS))
+    if unknown:
+        raise ValueError(f"predictor {names[0]!r} declares keys that are not predictor option keys: {unknown}")
 
     def register(builder: PredictorBuilder) -> PredictorBuilder:
         for name in names:
-            if name in _BUILDERS:
+            if name in _REGISTRY:
                 raise ValueError(f"predictor {name!r} is registered twice")
-            _BUILDERS[name] = builder
+            _REGISTRY[name] = RegisteredPredictor(builder, entry_reads, entry_ignores)
         return builder
 
     return register
 
 
 def predictor_names() -> list[str]:
-    return sorted(_BUILDERS)
+    return sorted(_REGISTRY)
 
 
-def build_predictor(cfg, parts: PredictorParts) -> nn.Module:
-    """The predictor named by MODEL.ROI_RELATION_HEAD.PREDICTOR; an unknown name is a ValueError listing
-    the registered ones."""
+def _option_value(node, key: str):
+    for part in key.split("."):
+        node = node[part]
+    return node
+
+
+def inapplicable_options(cfg, name: str) -> list[str]:
+    """The option keys (relative to MODEL.ROI_RELATION_HEAD) set to a non-default value in ``cfg`` that the
+    registered predictor ``name`` neither reads nor ignores, in ``PREDICTOR_OPTION_KEYS`` order."""
+    entry = _REGISTRY[name]
+    head, default = cfg.MODEL.ROI_RELATION_HEAD, get_cfg_defaults().MODEL.ROI_RELATION_HEAD
+    return [key for key in PREDICTOR_OPTION_KEYS
+            if key not in entry.reads and key not in entry.ignores
+            and _option_value(head, key) != _option_value(default, key)]
+
+
+def build_predictor(cfg, parts: PredictorParts) -> RelationPredictor:
+    """The predictor named by MODEL.ROI_RELATION_HEAD.PREDICTOR. An unknown name is a ValueError listing the
+    registered ones; an option key that does not apply to it (``inapplicable_options``) a ValueError naming
+    the key, its value and the predictor."""
     name = cfg.MODEL.ROI_RELATION_HEAD.PREDICTOR
-    if name not in _BUILDERS:
+    if name not in _REGISTRY:
         raise ValueError(f"{PREDICTOR_KEY} {name!r} is not a registered predictor; choose one of "
                          f"{', '.join(predictor_names())}")
-    return _BUILDERS[name](cfg, parts)
+    refused = inapplicable_options(cfg, name)
+    if refused:
+        settings = ", ".join(f"{HEAD_KEY}.{key} = {_option_value(cfg.MODEL.ROI_RELATION_HEAD, key)!r}"
+                             for key in refused)
+        raise ValueError(f"{settings}: not an option of {PREDICTOR_KEY} {name!r} (it reads "
+                         f"{', '.join(sorted(_REGISTRY[name].reads)) or 'none of them'}); leave the default")
+    return _REGISTRY[name].builder(cfg, parts)
