@@ -31,8 +31,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from rebalance_hca.config import load_config  # noqa: E402
-from rebalance_hca.engine.checkpoint import checkpoint_box_convention, load_model_weights  # noqa: E402
-from rebalance_hca.engine.sgb_checkpoint import ours_to_sgb  # noqa: E402
+from rebalance_hca.modeling.sgb_checkpoint import ours_to_sgb  # noqa: E402
+from rebalance_hca.modeling.weights import checkpoint_box_convention, load_model_weights  # noqa: E402
 from rebalance_hca.modeling.detector import build_detector  # noqa: E402
 
 CONFIG = os.path.join(ROOT, "configs/vg150/e2e_relation_detector_X_101_32_8_FPN_1x.yaml")

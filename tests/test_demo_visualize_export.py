@@ -22,7 +22,7 @@ from rebalance_hca.data import build_dataset
 from rebalance_hca.data.collate import to_image_list
 from rebalance_hca.data.transforms import build_transforms
 from rebalance_hca.engine import image_inference
-from rebalance_hca.engine.checkpoint import load_model_weights
+from rebalance_hca.modeling.weights import load_model_weights
 from rebalance_hca.engine.relation_inference import groundtruth_for_evaluation
 from rebalance_hca.evaluation import SGGEvaluator, save_predictions
 from rebalance_hca.modeling import build_model

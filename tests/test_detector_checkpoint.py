@@ -12,9 +12,10 @@ from torch import nn
 
 from detector_testing import random_images, random_targets, tiny_config
 from rebalance_hca.engine import checkpoint
-from rebalance_hca.engine.checkpoint import LAST_CHECKPOINT_FILE, Checkpointer, load_model_weights
+from rebalance_hca.engine.checkpoint import LAST_CHECKPOINT_FILE, Checkpointer
 from rebalance_hca.engine.trainer import CheckpointHook, Trainer
 from rebalance_hca.modeling.detector import build_detector
+from rebalance_hca.modeling.weights import load_model_weights
 from rebalance_hca.solver import WarmupMultiStepLR, make_lr_scheduler, make_optimizer
 from rebalance_hca.utils.state_dict import StateDictMismatchError
 

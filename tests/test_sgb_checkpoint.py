@@ -10,11 +10,12 @@ import pytest
 import torch
 from torchvision.ops import FrozenBatchNorm2d
 
-from rebalance_hca.engine.checkpoint import Checkpointer, checkpoint_box_convention, load_model_weights
-from rebalance_hca.engine.sgb_checkpoint import (FROZEN_BATCH_NORM_EPS, SGBCheckpointError, SGBStateMismatchError,
-                                                 is_sgb_state, ours_to_sgb, sgb_to_ours)
+from rebalance_hca.engine.checkpoint import Checkpointer
 from rebalance_hca.modeling import build_model
 from rebalance_hca.modeling.detector import build_detector
+from rebalance_hca.modeling.sgb_checkpoint import (FROZEN_BATCH_NORM_EPS, SGBCheckpointError, SGBStateMismatchError,
+                                                   is_sgb_state, ours_to_sgb, sgb_to_ours)
+from rebalance_hca.modeling.weights import checkpoint_box_convention, load_model_weights
 from sgb_testing import (RELATION_KEYS, sgb_detector_state, sgb_name, with_relation_head,
                          write_sgb_checkpoint)
 from detector_testing import TINY_DETECTOR_OPTS, random_images, tiny_config

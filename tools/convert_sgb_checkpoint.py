@@ -19,9 +19,9 @@ from typing import Sequence
 import torch
 
 from rebalance_hca.engine import launch
-from rebalance_hca.engine.checkpoint import BOX_CONVENTION_ENTRY, load_model_weights, model_state_of, read_checkpoint
-from rebalance_hca.engine.sgb_checkpoint import is_sgb_state
 from rebalance_hca.modeling.detector import build_detector
+from rebalance_hca.modeling.sgb_checkpoint import is_sgb_state
+from rebalance_hca.modeling.weights import BOX_CONVENTION_ENTRY, load_model_weights, model_state_of, read_checkpoint
 from rebalance_hca.utils.atomic import atomic_write
 from rebalance_hca.utils.cli import UserInputError, run_tool, user_errors
 from rebalance_hca.utils.logging import setup_logger

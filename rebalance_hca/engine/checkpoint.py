@@ -11,39 +11,30 @@ another number, each rank reseeds its generators from (SEED, rank, iteration) an
 Loading order (``Checkpointer.resume_or_load``): a ``last_checkpoint`` in OUTPUT_DIR wins and restores
 everything; otherwise MODEL.WEIGHT, if set, initialises the model weights only (iteration 0). A file that is
 named but missing is an error, never silently replaced; keys or shapes that do not fit are listed.
-Checkpoints hold only tensors and plain Python values, so they load with ``torch.load(weights_only=True)``.
-``load_model_weights`` also takes SGB's detector and relation-model checkpoints as they are
-(``sgb_checkpoint``) when loading into a detector.
+Reading a checkpoint's weights (``read_checkpoint``, ``load_model_weights``, SGB's files) lives in
+``modeling/weights.py``, below the models that load them.
 """
 from __future__ import annotations
 
 import logging
 import os
 import random
-import zipfile
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from ..modeling.weights import (BOX_CONVENTION_ENTRY, load_model_weights, model_state_of, read_checkpoint,
+                               unwrap_model)
 from ..utils.atomic import atomic_write
 from ..utils.comm import all_gather, get_rank, get_world_size
 from ..utils.seed import derived_seed, seed_everything
 from ..utils.state_dict import load_state_dict_checked
-from .sgb_checkpoint import import_sgb_detector_state, is_sgb_state
 
 logger = logging.getLogger(__name__)
 
 LAST_CHECKPOINT_FILE = "last_checkpoint"
-BOX_CONVENTION_ENTRY = "box_convention"
-"""Top-level entry naming the model's MODEL.BOX_CONVENTION ("torchvision" | "sgb") in the checkpoints that
-``Checkpointer.save`` and tools/convert_sgb_checkpoint.py write."""
-
-
-def unwrap_model(model: nn.Module) -> nn.Module:
-    """The module inside DistributedDataParallel (or the model itself)."""
-    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
 
 
 def capture_rng_state() -> dict[str, Any]:
@@ -70,47 +61,6 @@ def restore_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state(state["cuda"])
-
-
-def read_checkpoint(path: str, mmap: bool = False) -> dict[str, Any]:
-    """``torch.load`` of a checkpoint onto the CPU; FileNotFoundError naming the path when it is absent.
-    ``mmap``: memory-map the tensors instead of reading them (zip-format files; legacy ones are read)."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap and zipfile.is_zipfile(path))
-
-
-def model_state_of(data: dict[str, Any]) -> dict[str, torch.Tensor]:
-    """The model weights of a checkpoint dict: its "model" entry, or the dict itself if it is a state dict."""
-    return data["model"] if isinstance(data.get("model"), dict) else data
-
-
-def checkpoint_box_convention(path: str) -> str | None:
-    """The box convention a checkpoint was made with: its BOX_CONVENTION_ENTRY, "sgb" for an SGB file, None
-    when it does not say (older files). Zip-format files are memory-mapped: only the key names are read."""
-    data = read_checkpoint(path, mmap=True)
-    if isinstance(data, dict) and isinstance(data.get(BOX_CONVENTION_ENTRY), str):
-        return data[BOX_CONVENTION_ENTRY]
-    return "sgb" if is_sgb_state(model_state_of(data)) else None
-
-
-def load_model_weights(module: nn.Module, path: str, key: str = "checkpoint") -> None:
-    """Load only the model weights of checkpoint ``path`` into ``module``; every key and shape must fit
-    (e.g. MODEL.PRETRAINED_DETECTOR_CKPT into the relation model's detector). An SGB checkpoint (detector or
-    relation model, recognised by its keys) is imported into a detector (``sgb_checkpoint``) and the log
-    says what was mapped. ``key`` names where the path came from in the error (e.g. the config key)."""
-    model = unwrap_model(module)
-    source = f"{key} {path}"
-    state = model_state_of(read_checkpoint(path))
-    if is_sgb_state(state):
-        imported = import_sgb_detector_state(state, model, source)
-        logger.info("%s is %s", source, imported.summary())
-        if getattr(model, "box_convention", None) != "sgb":
-            logger.warning("%s: the detector uses MODEL.BOX_CONVENTION %r, so it will not reproduce SGB's outputs "
-                           "(set MODEL.BOX_CONVENTION sgb, or leave it empty; docs/detector.md)", source,
-                           getattr(model, "box_convention", None))
-        state = imported.state
-    load_state_dict_checked(model, state, source=source)
 
 
 class Checkpointer:

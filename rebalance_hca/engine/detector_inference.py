@@ -15,10 +15,10 @@ from torch import nn
 from tqdm import tqdm
 
 from ..evaluation import compute_detection_map
+from ..modeling.weights import unwrap_model
 from ..structures.boxes import scale_xyxy
 from ..utils.atomic import atomic_write
 from ..utils.comm import all_gather, broadcast_object, is_main_process
-from .checkpoint import unwrap_model
 
 logger = logging.getLogger(__name__)
 

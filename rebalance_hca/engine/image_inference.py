@@ -19,8 +19,8 @@ import torch
 from torch import nn
 
 from ..data.collate import to_image_list
+from ..modeling.weights import unwrap_model
 from ..utils.cli import UserInputError
-from .checkpoint import unwrap_model
 from .relation_inference import to_evaluation_frame
 
 logger = logging.getLogger(__name__)

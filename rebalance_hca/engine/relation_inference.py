@@ -21,9 +21,9 @@ from ..data import build_dataset
 from ..evaluation import (compact_oi_prediction, compact_prediction, compute_zeroshot_triplets,
                           evaluate_oi_predictions, evaluate_predictions, load_predictions, load_zeroshot_triplets,
                           save_predictions)
+from ..modeling.weights import unwrap_model
 from ..utils.comm import gather_to_main, is_main_process
 from ..utils.seed import derived_seed, seeded_global_generators
-from .checkpoint import unwrap_model
 from .detector_inference import rescale_boxes
 from .trainer import move_batch_to_device
 

@@ -19,9 +19,10 @@ from ..data import make_data_loader
 from ..data.build import build_dataset, dataset_name
 from ..evaluation import PredicateConfusionMatrix, evaluation_protocol, write_oi_report_files, write_report_files
 from ..modeling import build_model, relation_mode
+from ..modeling.weights import load_model_weights, unwrap_model
 from ..utils.cli import UserInputError
 from ..utils.comm import broadcast_object, is_main_process
-from .checkpoint import Checkpointer, load_model_weights, unwrap_model
+from .checkpoint import Checkpointer
 from .relation_inference import (evaluate_split, groundtruth_for_evaluation, load_cached_predictions, predict_split,
                                  save_split_predictions, train_split_statistics)
 from .stages import freeze_for_stage2, is_stage2, load_stage1_model

@@ -12,8 +12,8 @@ import logging
 
 from torch import nn
 
+from ..modeling.weights import model_state_of, read_checkpoint, unwrap_model
 from ..utils.state_dict import load_state_dict_checked
-from .checkpoint import model_state_of, read_checkpoint, unwrap_model
 
 logger = logging.getLogger(__name__)
 

@@ -7,12 +7,12 @@ import torch
 
 from ..data import get_dataset_statistics, get_glove_embeddings
 from ..data.build import TrainVocabulary, train_vocabulary
-from ..engine.checkpoint import load_model_weights
 from ..evaluation import evaluation_mode
 from .detector import build_detector, freeze_detector
 from .relation_head.build import build_relation_head
 from .relation_head.confusion import load_confusion_matrix
 from .scene_graph import SceneGraphModel
+from .weights import load_model_weights
 
 logger = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ import os
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
 from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
 
-from ...engine.checkpoint import checkpoint_box_convention
+from ..weights import checkpoint_box_convention
 from .backbone import FPN_FEATURE_NAMES, build_resnet_fpn_backbone
 from .conventions import BoxConvention, box_convention
 from .detector import SceneGraphDetector
