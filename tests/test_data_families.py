@@ -1,13 +1,27 @@
-"""VG150 and Open Images V6 produce what they produced before the dataset-family registry: every loader,
+"""The dataset-family registry: VG150 and Open Images V6 produce what they produced before it (every loader,
 statistics and evaluation output of ``family_outputs`` on SynthVG in both layouts, against the digests that
-the code before the registry (commit e10229a) computed with the same ``family_outputs``
-(``PYTHONPATH=<that checkout> python tests/family_outputs.py`` prints them)."""
+the code before the registry, commit e10229a, computed with the same ``family_outputs``:
+``PYTHONPATH=<that checkout> python tests/family_outputs.py`` prints them); names resolve to exactly one
+family; an unknown name lists the known ones; a registered family is all the code consults."""
 from __future__ import annotations
 
-import pytest
+import os
 
-from family_outputs import OI_VAL_IMAGES, SYNTHVG_OPTIONS, family_output_digests
+import numpy as np
+import pytest
+import torch
+
+from family_outputs import (OI_VAL_IMAGES, SYNTHVG_OPTIONS, DeterministicRelationModel, family_output_digests,
+                            layout_config)
+from rebalance_hca.data import (FAMILIES, UnknownDatasetError, build_dataset, dataset_paths, family_of,
+                                get_dataset_statistics, registry)
+from rebalance_hca.data.build import train_vocabulary
+from rebalance_hca.data.family import SPLITS
 from rebalance_hca.data.synthetic import write_synthvg_oi
+from rebalance_hca.data.vg import VG150Family
+from rebalance_hca.engine.relation_runs import relation_validator
+from rebalance_hca.evaluation import SGBProtocol
+from rebalance_hca.utils.cli import UserInputError, user_errors
 
 PINNED_DIGESTS = {
     "vg150": {
@@ -64,4 +78,65 @@ def test_outputs_are_those_of_the_code_before_the_registry(layout, synthvg_in_la
     digests = family_output_digests(layout, synthvg_in_layout[layout], str(tmp_path))
     assert sorted(digests) == sorted(PINNED_DIGESTS[layout])
     changed = sorted(name for name, digest in digests.items() if digest != PINNED_DIGESTS[layout][name])
-    assert changed == []
+    assert not changed, f"outputs that differ from the pinned ones: {changed}"
+
+
+def test_every_name_of_every_family_resolves_to_that_family_and_a_split(tmp_path):
+    for family in FAMILIES:
+        for name in family.dataset_names():
+            assert family_of(name) is family
+            paths = dataset_paths(name, str(tmp_path))
+            assert paths.split in SPLITS and name.endswith(paths.split)
+    assert [family.name for family in FAMILIES] == ["VG150", "Open Images V6"]
+
+
+def test_an_unknown_name_lists_every_family_and_its_names_in_one_line(tiny_synthvg, tmp_path):
+    cfg = layout_config("vg150", tiny_synthvg, str(tmp_path), "DATASETS.TEST", "('openimage_v4_test',)")
+    with pytest.raises(UserInputError) as raised, user_errors("building the splits"):
+        build_dataset(cfg, "test")
+    message = str(raised.value)
+    assert isinstance(raised.value.__cause__, UnknownDatasetError) and "\n" not in message
+    assert message.startswith("building the splits: unknown dataset name 'openimage_v4_test'; known names: VG150: "
+                              "VG_stanford_filtered_with_attribute_train, VG_stanford_filtered_with_attribute_val")
+    assert "; Open Images V6: openimage_v6_train, openimage_v6_val, openimage_v6_test" in message
+
+
+def test_a_name_claimed_by_two_families_is_refused(monkeypatch):
+    monkeypatch.setattr(registry, "FAMILIES", (VG150Family(), VG150Family()))
+    with pytest.raises(RuntimeError, match="claimed by several families: VG150, VG150"):
+        family_of("VG_stanford_filtered_with_attribute_train")
+
+
+class RenamedVG(VG150Family):
+    """VG150's files under other names, with another validation metric: a family that only registration
+    makes known."""
+
+    name = "Renamed VG"
+    protocol = SGBProtocol(validation_metrics=("mR@100", "R@100"))
+
+    def dataset_names(self):
+        return tuple(f"renamed_{split}" for split in SPLITS)
+
+    def paths(self, name, data_root):
+        return super().paths("VG_stanford_filtered_with_attribute_" + name[len("renamed_"):], data_root)
+
+
+def test_a_registered_family_is_what_the_data_layer_and_the_engine_consult(tiny_synthvg, tmp_path, monkeypatch,
+                                                                             caplog):
+    monkeypatch.setattr(registry, "FAMILIES", (*FAMILIES, RenamedVG()))
+    names = ["DATASETS.TRAIN", "('renamed_train',)", "DATASETS.VAL", "('renamed_val',)", "DATASETS.TEST",
+             "('renamed_test',)"]
+    renamed = layout_config("vg150", tiny_synthvg, str(tmp_path / "renamed"), *names)
+    original = layout_config("vg150", tiny_synthvg, str(tmp_path / "original"))
+    for mode in SPLITS:
+        ours, theirs = build_dataset(renamed, mode), build_dataset(original, mode)
+        assert type(ours).__name__ == "VGDataset"
+        np.testing.assert_array_equal(ours.index.relations, theirs.index.relations)
+    assert train_vocabulary(renamed).predicate_order == train_vocabulary(original).predicate_order
+    np.testing.assert_array_equal(get_dataset_statistics(renamed).fg_matrix,
+                                  get_dataset_statistics(original).fg_matrix)
+    assert os.listdir(tmp_path / "renamed") == ["renamed_train_statistics.cache"]
+    caplog.set_level("INFO")
+    model = DeterministicRelationModel(renamed.MODEL.ROI_RELATION_HEAD.NUM_CLASSES)
+    metric = relation_validator(renamed, False, torch.device("cpu"))(model)
+    assert f"Validation mR@100 {metric:.4f}  R@100 " in caplog.text
