@@ -1,4 +1,4 @@
-"""Open Images V6 loader semantics (../shared/SPEC-OIV6.md §1) on a hand-written fixture in PySGG's layout;
+"""Open Images V6 loader semantics (docs/reference.md#open-images-v6) on a hand-written fixture in PySGG's layout;
 expected values worked out by hand in the comments."""
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Frequency statistics (SPEC §1.7), their cache, and GloVe embeddings (SPEC §1.6)."""
+"""Frequency statistics (docs/reference.md#frequency-statistics),
+their cache, and GloVe embeddings (docs/reference.md#glove-embeddings)."""
 import errno
 import logging
 import os

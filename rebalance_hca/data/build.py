@@ -67,7 +67,7 @@ def resampling_options(cfg) -> ResamplingOptions | None:
 def build_dataset(cfg, mode: str, with_transforms: bool = True, augment: bool | None = None,
                   rebalance: bool | None = None) -> SceneGraphDataset:
     """The split for ``mode`` of the catalog name's family (``registry.family_of``), with the references'
-    filters as the config implies (SPEC §1.2, §6.3; SPEC-OIV6 §1.4).
+    filters as the config implies (docs/reference.md#vg150-split-selection, #rebalanced-split, #oi-loading).
 
     rebalance: the stage-2 rebalanced train split; by default when MODEL.ROI_RELATION_HEAD.WITH_CLEAN_CLASSIFIER
     is on (stage 2). False gives stage 1's full train split whatever the stage (statistics, confusion matrix).
@@ -143,7 +143,8 @@ def make_data_loader(cfg, mode: str = "train", is_distributed: bool = False, sta
 
 
 def get_dataset_statistics(cfg) -> FrequencyStatistics:
-    """Frequency statistics of the train split (SPEC §1.7, SPEC-OIV6 §1.7), cached in OUTPUT_DIR as SGB and
+    """Frequency statistics of the train split (docs/reference.md#frequency-statistics, #oi-frequency-statistics),
+    cached in OUTPUT_DIR as SGB and
     PySGG do (``<train dataset name>_statistics.cache``), recomputed when the source files change."""
     name = dataset_name(cfg, "train")
     cache_file = os.path.join(cfg.OUTPUT_DIR, f"{name}_statistics.cache")
@@ -152,5 +153,5 @@ def get_dataset_statistics(cfg) -> FrequencyStatistics:
 
 def get_glove_embeddings(cfg, names) -> torch.Tensor:
     """GloVe vectors (len(names), MODEL.ROI_RELATION_HEAD.EMBED_DIM) for class or predicate names from
-    GLOVE_DIR (SPEC §1.6)."""
+    GLOVE_DIR (docs/reference.md#glove-embeddings)."""
     return embedding_for_names(names, cfg.GLOVE_DIR, cfg.MODEL.ROI_RELATION_HEAD.EMBED_DIM)

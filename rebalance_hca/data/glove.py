@@ -1,4 +1,4 @@
-"""GloVe class/predicate embeddings (SPEC §1.6).
+"""GloVe class/predicate embeddings (docs/reference.md#glove-embeddings).
 
 Reads ``GLOVE_DIR/glove.6B.<dim>d.txt`` once and caches the parsed table as ``glove.6B.<dim>d.pt`` beside
 it, keyed to the text file (rebuilt when it changes); in a read-only GLOVE_DIR the cache is skipped with one
@@ -81,7 +81,8 @@ def _read_cache(cache_file: str, fingerprint, dim: int):
 
 def embedding_for_names(names: Sequence[str], glove_dir: str, dim: int,
                         generator: torch.Generator | None = None) -> torch.Tensor:
-    """One row per name (SPEC §1.6): the name's vector, else that of its longest word (first on ties),
+    """One row per name (docs/reference.md#glove-embeddings):
+    the name's vector, else that of its longest word (first on ties),
     else the row keeps its N(0, 1) random initialisation (e.g. ``__background__``). -> (len(names), dim)."""
     word_to_row, table = load_glove_table(glove_dir, dim)
     vectors = torch.randn(len(names), dim, generator=generator)

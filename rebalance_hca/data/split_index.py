@@ -13,8 +13,8 @@ import numpy as np
 
 @dataclass(frozen=True)
 class RebalanceSpec:
-    """Stage-2 rebalancing (SPEC §6.3): the ``top_k`` most frequent predicates keep at most ``max_instances``
-    relation rows each, first come first served in file order. ``predicate_order``: predicate ids most
+    """Stage-2 rebalancing (docs/reference.md#rebalanced-split): the ``top_k`` most frequent predicates keep
+    at most ``max_instances`` relation rows each, first come first served in file order. ``predicate_order``: predicate ids most
     frequent first, by the family's training counts (``TrainVocabulary.predicate_order``)."""
 
     predicate_order: tuple[int, ...]

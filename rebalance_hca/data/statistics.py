@@ -1,11 +1,12 @@
-"""Frequency-bias statistics (SPEC §1.7, SPEC-OIV6 §1.7): fg_matrix, bg_matrix and pred_dist, counted
-vectorized over a family's train split (``count_statistics``; which split and which boxes is the family's
-choice: ``vg/statistics.py``, ``oi/statistics.py``), and cached on disk keyed to the source files
-(``cached_statistics``).
+"""Frequency-bias statistics (docs/reference.md#frequency-statistics, #oi-frequency-statistics):
+fg_matrix, bg_matrix and pred_dist, counted vectorized over a family's train split (``count_statistics``;
+which split and which boxes is the family's choice: ``vg/statistics.py``, ``oi/statistics.py``), and cached
+on disk keyed to the source files (``cached_statistics``).
 
 ``pred_dist`` is stored as log-probabilities for both datasets, the form ``FrequencyBias`` takes. PySGG's and
 RB's Open Images code stores the probabilities without the log (PySGG's own FrequencyBias takes the log; RB's,
-SGB's, does not, so RB initialises its Open Images bias with probabilities + 1e-3, SPEC-OIV6 §3)."""
+SGB's, does not, so RB initialises its Open Images bias with probabilities + 1e-3,
+docs/reference.md#rb-on-open-images)."""
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
-"""Scene-graph inference over a split, its evaluation, and the files a test run writes (SPEC §7).
+"""Scene-graph inference over a split, its evaluation, and the files a test run writes
+(docs/reference.md#sgb-evaluation-protocol).
 
 Every rank predicts its share of the split, moves each prediction to the original image frame (and, in
 PredCls / SGCls, to the evaluation ground truth's object indices), reduces it to the compact form the
@@ -43,7 +44,7 @@ def groundtruth_for_evaluation(dataset, index: int) -> dict:
 
 def model_object_indices(groundtruth_boxes: torch.Tensor) -> torch.Tensor:
     """Indices of the evaluation GT boxes the model saw: training-style targets drop boxes that are empty
-    after clipping (SPEC §1.5), evaluation ones keep them. (n, 4) -> (n',) int64."""
+    after clipping (docs/reference.md#vg150-ground-truth), evaluation ones keep them. (n, 4) -> (n',) int64."""
     boxes = torch.as_tensor(groundtruth_boxes)
     return torch.nonzero((boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])).squeeze(1)
 

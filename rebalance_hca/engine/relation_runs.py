@@ -1,6 +1,6 @@
 """Relation training and testing runs, shared by tools/relation_train_net.py, relation_test_net.py and
 compute_confusion_matrix.py: what to build, which weights to load, validation, and the test pass with its
-files (SPEC §6, §7; docs/training.md).
+files (docs/reference.md#two-stage-recipe, #sgb-evaluation-protocol; docs/training.md).
 """
 from __future__ import annotations
 
@@ -196,7 +196,8 @@ def test_relation_model(cfg, model: nn.Module, device: torch.device, distributed
 def confusion_matrix_of_train_split(cfg, model: nn.Module, device: torch.device,
                                     distributed: bool) -> tuple[np.ndarray, list[str]] | None:
     """(P, P) float32 predicate confusion counts of ``model`` over every GT pair of the train split without
-    stage-2 rebalancing and with test-time transforms (SPEC §5.5): row = GT predicate, column = the top-1
+    stage-2 rebalancing and with test-time transforms (docs/reference.md#confusion-matrix):
+    row = GT predicate, column = the top-1
     foreground prediction. PredCls or SGCls only. Returns (matrix, predicate names) on rank 0, None
     elsewhere."""
     mode = relation_mode(cfg)

@@ -1,6 +1,7 @@
-"""One call that evaluates a split's predictions: like SGB's ``do_vg_evaluation`` (SPEC §7), or like
-PySGG's ``oi_evaluation`` for Open Images (SPEC-OIV6 §2); a dataset family's protocol
-(``protocols.EvaluationProtocol``) picks which."""
+"""One call that evaluates a split's predictions: like SGB's ``do_vg_evaluation``
+(docs/reference.md#sgb-evaluation-protocol), or like
+PySGG's ``oi_evaluation`` for Open Images (docs/reference.md#oi-evaluation-protocol);
+a dataset family's protocol (``protocols.EvaluationProtocol``) picks which."""
 from __future__ import annotations
 
 from typing import Any, Mapping, Sequence

@@ -1,4 +1,4 @@
-"""Open Images V6 scene-graph dataset with PySGG's semantics (../shared/SPEC-OIV6.md §1), behind the same
+"""Open Images V6 scene-graph dataset with PySGG's semantics (docs/reference.md#open-images-v6), behind the same
 contract as ``VGDataset`` (targets as ``scene_graph_dataset`` describes)."""
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ SPLITS = ("train", "val", "test")
 def select_oi_split(ann: OIAnnotations, filter_empty_rels: bool = True, num_im: int = -1,
                     rebalance: RebalanceSpec | None = None) -> SplitIndex:
     """PySGG's ``load_annotations``: the first ``num_im`` records (truncation before filtering), records without
-    a relation or a box dropped when ``filter_empty_rels``; then stage-2 rebalancing (our addition, §3),
+    a relation or a box dropped when ``filter_empty_rels``; then stage-2 rebalancing (our addition,
+    docs/reference.md#rb-on-open-images),
     whose emptied images are dropped. Image rows are record indices in the file."""
     image_rows = np.arange(len(ann.image_files))
     if num_im > -1:

@@ -1,4 +1,5 @@
-"""Reading and validating PySGG's processed Open Images V6 files (../shared/SPEC-OIV6.md §1.2, §1.3).
+"""Reading and validating PySGG's processed Open Images V6 files
+(docs/reference.md#oi-vocabularies, #oi-annotation-records).
 
 ``annotations/vrd-<split>-anno.json`` is a list of records ``{img_fn, img_size [w, h], bbox [[x1, y1, x2, y2],
 ...], det_labels [...] (0-based), rel [[s, o, p], ...] (p 0-based)}``; ``annotations/categories_dict.json``

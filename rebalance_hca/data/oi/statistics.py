@@ -1,4 +1,5 @@
-"""Open Images V6's frequency statistics as PySGG's ``get_statistics`` counts them (SPEC-OIV6 §1.7)."""
+"""Open Images V6's frequency statistics as PySGG's ``get_statistics`` counts them
+(docs/reference.md#oi-frequency-statistics)."""
 from __future__ import annotations
 
 from ..statistics import FrequencyStatistics, cached_statistics, count_statistics, statistics_fingerprint

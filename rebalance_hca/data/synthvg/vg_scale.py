@@ -1,6 +1,7 @@
 """VG-sized, annotation-only SynthVG arrays for loading benchmarks, generated without a per-image loop.
 
-The sizes follow VG150 (SPEC §1.1): 108,073 h5 images, 1,145,398 boxes and 622,705 relations on average,
+The sizes follow VG150 (docs/reference.md#vg150-h5-file):
+108,073 h5 images, 1,145,398 boxes and 622,705 relations on average,
 89,169 images with relations (the SGB split sizes 57,723 + 5,000 + 26,446). Labels, predicates and attributes
 follow the frequencies of a small scene-sampled SynthVG, but boxes and pairs are random: it is a file of
 the right size and shape, not a set of scenes.

@@ -1,4 +1,4 @@
-"""Writing VG150-format files (SPEC §1.1, §1.3, §1.4) byte-for-byte reproducibly, into a staged folder.
+"""Writing VG150-format files (docs/reference.md#vg150-data) byte-for-byte reproducibly, into a staged folder.
 
 The dataset folder is built in a temporary folder beside the target and renamed into place only when
 complete, so an interrupted run never leaves half a dataset.
@@ -97,7 +97,8 @@ def write_h5(path: str, arrays: VGArrays) -> None:
 
 
 def vocabulary_dicts(arrays: VGArrays) -> dict:
-    """The dicts json (SPEC §1.3): name<->id maps (alphabetical ids) and counts over the generated data."""
+    """The dicts json (docs/reference.md#vg150-dictionaries):
+    name<->id maps (alphabetical ids) and counts over the generated data."""
     content = {}
     for key, plural, names, values in (
         ("label", "object", OBJECT_CLASSES, arrays.labels),

@@ -1,4 +1,5 @@
-"""VG150 scene-graph dataset with SGB's semantics (SPEC §1); targets as ``scene_graph_dataset`` describes."""
+"""VG150 scene-graph dataset with SGB's semantics (docs/reference.md#vg150-data);
+targets as ``scene_graph_dataset`` describes."""
 from __future__ import annotations
 
 import os
@@ -77,7 +78,8 @@ class VGDataset(SceneGraphDataset):
         self.resampling = self.bilevel_resampling(resampling) if resampling is not None else None
 
     def image_boxes(self, index: int) -> np.ndarray:
-        """The 1024-frame boxes rescaled to the original image (SPEC §1.1). -> (N, 4) float64 xyxy."""
+        """The 1024-frame boxes rescaled to the original image (docs/reference.md#vg150-h5-file).
+        -> (N, 4) float64 xyxy."""
         width, height = int(self.widths[index]), int(self.heights[index])
         return self.image_boxes_1024(index) / BOX_SCALE * max(width, height)
 

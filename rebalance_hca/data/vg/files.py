@@ -1,4 +1,4 @@
-"""Reading and validating the three VG150 annotation files (SPEC §1.1, §1.3, §1.4).
+"""Reading and validating the three VG150 annotation files (docs/reference.md#vg150-data).
 
 Everything is read once per file version into flat numpy arrays (one row per object / relation / image);
 the splits (``index``) and samples (``dataset``) are views onto these arrays, never per-image copies.
@@ -57,7 +57,8 @@ class VGAnnotations:
 
 
 def load_vocabulary(dict_file: str) -> VGVocabulary:
-    """Parse ``VG-SGG-dicts-with-attri.json`` and add ``__background__`` at index 0 (SPEC §1.3)."""
+    """Parse ``VG-SGG-dicts-with-attri.json`` and add ``__background__`` at index 0
+    (docs/reference.md#vg150-dictionaries)."""
     return _load_vocabulary_cached(*file_fingerprint(_checked(dict_file, "VG dicts json (dict_file)")))
 
 
@@ -89,7 +90,8 @@ def _load_vocabulary_cached(dict_file: str, _size: int, _mtime: int) -> VGVocabu
 
 
 def load_annotations(roidb_file: str) -> VGAnnotations:
-    """Read and check ``VG-SGG-with-attri.h5`` (SPEC §1.1); cached per file version in this process."""
+    """Read and check ``VG-SGG-with-attri.h5`` (docs/reference.md#vg150-h5-file);
+    cached per file version in this process."""
     return _load_annotations_cached(*file_fingerprint(_checked(roidb_file, "VG h5 (roidb_file)")))
 
 
@@ -179,7 +181,8 @@ class VGImageInfo:
 
 
 def load_image_info(image_file: str, num_h5_images: int) -> VGImageInfo:
-    """Parse ``image_data.json``, drop the four corrupted VG images and align with the h5 rows (SPEC §1.4)."""
+    """Parse ``image_data.json``, drop the four corrupted VG images and align with the h5 rows
+    (docs/reference.md#vg150-image-list)."""
     return _load_image_info_cached(*file_fingerprint(_checked(image_file, "image_data.json (image_file)")),
                                    num_h5_images)
 

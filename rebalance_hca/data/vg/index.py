@@ -1,4 +1,5 @@
-"""Split selection and relation filters of SGB's ``load_graphs``, vectorized (SPEC §1.2, §6.3).
+"""Split selection and relation filters of SGB's ``load_graphs``, vectorized
+(docs/reference.md#vg150-split-selection, #rebalanced-split).
 
 A split is a ``SplitIndex`` (``rebalance_hca.data.split_index``): the chosen h5 image rows plus CSR offsets
 into the flat object arrays and a flat array of the relations that survive the filters, in h5 order.

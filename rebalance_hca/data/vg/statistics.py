@@ -1,5 +1,6 @@
-"""VG150's frequency statistics as SGB's ``get_VG_statistics`` counts them (SPEC §1.7): the train split after
-the val carve-out, with the overlap filter on, no de-duplication, no rebalancing; boxes in the 1024 frame."""
+"""VG150's frequency statistics as SGB's ``get_VG_statistics`` counts them
+(docs/reference.md#frequency-statistics): the train split after the val carve-out, with the overlap filter
+on, no de-duplication, no rebalancing; boxes in the 1024 frame."""
 from __future__ import annotations
 
 from ..statistics import FrequencyStatistics, cached_statistics, count_statistics, statistics_fingerprint
