@@ -43,7 +43,7 @@ def ensure_vg_scale_file(data_dir: str) -> None:
 
 
 def measure_ours(data_dir: str) -> dict:
-    from rebalance_hca.data.statistics import load_or_compute_statistics
+    from rebalance_hca.data.vg.statistics import load_or_compute_statistics
     from rebalance_hca.data.vg import VGDataset
 
     paths = vg_paths(data_dir)

@@ -46,7 +46,7 @@ def ensure_oi_scale_files(data_dir: str) -> None:
 
 def measure_ours(data_dir: str) -> dict:
     from rebalance_hca.data.oi import OIDataset
-    from rebalance_hca.data.statistics import load_or_compute_oi_statistics
+    from rebalance_hca.data.oi.statistics import load_or_compute_oi_statistics
 
     paths = oi_paths(data_dir)
     start = time.perf_counter()

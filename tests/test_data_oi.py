@@ -9,9 +9,9 @@ import os
 import numpy as np
 import pytest
 
-from rebalance_hca.config import DatasetCatalog, load_config
-from rebalance_hca.data import DataFormatError, OIDataset, build_dataset
-from rebalance_hca.data.statistics import load_or_compute_oi_statistics
+from rebalance_hca.config import load_config
+from rebalance_hca.data import DataFormatError, OIDataset, build_dataset, dataset_paths
+from rebalance_hca.data.oi.statistics import load_or_compute_oi_statistics
 from rebalance_hca.utils.seed import seeded_global_generators
 
 CATEGORIES = {"obj": ["person", "horse", "hat"], "rel": ["ride", "wears", "on"]}
@@ -42,7 +42,7 @@ def write_oi(root: str, records=RECORDS, categories=CATEGORIES) -> str:
 
 
 def dataset(root: str, split: str = "train", **options) -> OIDataset:
-    paths = DatasetCatalog.get(f"openimage_v6_{split}", root)
+    paths = dataset_paths(f"openimage_v6_{split}", root)
     return OIDataset(paths.split, paths.img_dir, paths.ann_file, paths.dict_file, **options)
 
 
@@ -53,14 +53,14 @@ def oi_config(root: str, *overrides: str):
 
 
 def test_catalog_resolves_pysgg_layout(tmp_path):
-    paths = DatasetCatalog.get("openimage_v6_val", str(tmp_path))
+    paths = dataset_paths("openimage_v6_val", str(tmp_path))
     folder = os.path.join(str(tmp_path), "openimages", "open_image_v6")
     assert paths.split == "val"
     assert paths.img_dir == os.path.join(folder, "images")
     assert paths.ann_file == os.path.join(folder, "annotations", "vrd-val-anno.json")
     assert paths.dict_file == os.path.join(folder, "annotations", "categories_dict.json")
     with pytest.raises(KeyError, match="openimage_v6_train"):
-        DatasetCatalog.get("openimage_v6_minival", str(tmp_path))
+        dataset_paths("openimage_v6_minival", str(tmp_path))
 
 
 def test_label_and_predicate_shifts_and_evaluation_keeps_every_relation(tmp_path):
@@ -118,7 +118,7 @@ def test_empty_relation_filter(tmp_path):
 
 def test_statistics_count_raw_relations_and_store_the_log(tmp_path):
     root = write_oi(str(tmp_path))
-    paths = DatasetCatalog.get("openimage_v6_train", root)
+    paths = dataset_paths("openimage_v6_train", root)
     stats = load_or_compute_oi_statistics(paths.ann_file, paths.dict_file)
     fg = stats.fg_matrix
     # person -> horse: ride 1, on 1; person -> hat: wears twice (duplicates counted); hat -> horse: on 1.

@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 import torch
 
-from rebalance_hca.config import ConfigError, DatasetCatalog, load_config
-from rebalance_hca.data import build_dataset, make_data_loader
+from rebalance_hca.config import ConfigError, load_config
+from rebalance_hca.data import build_dataset, dataset_paths, make_data_loader
 from rebalance_hca.data.collate import to_image_list
 from rebalance_hca.data.samplers import InferenceBatchSampler, IterationBatchSampler, aspect_ratio_groups
 from rebalance_hca.data.transforms import RandomFlip, Resize, ToNormalizedTensor, resized_size
-from rebalance_hca.data.vg_files import load_vocabulary
+from rebalance_hca.data.vg.files import load_vocabulary
 
 from vg_fixture import FixtureImage, box, write_fixture
 
@@ -127,12 +127,12 @@ def test_config_precedence_and_errors(tmp_path):
 
 def test_catalog_resolves_under_data_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("REBALANCE_HCA_DATA_DIR", str(tmp_path / "env"))
-    paths = DatasetCatalog.get("VG_stanford_filtered_with_attribute_val")
+    paths = dataset_paths("VG_stanford_filtered_with_attribute_val")
     assert paths.split == "val" and paths.roidb_file == str(tmp_path / "env" / "vg" / "VG-SGG-with-attri.h5")
-    assert DatasetCatalog.get("VG_stanford_filtered_with_attribute_test", str(tmp_path)).img_dir == \
+    assert dataset_paths("VG_stanford_filtered_with_attribute_test", str(tmp_path)).img_dir == \
         str(tmp_path / "vg" / "VG_100K")
     with pytest.raises(KeyError, match="known names"):
-        DatasetCatalog.get("VG_whatever")
+        dataset_paths("VG_whatever")
 
 
 @pytest.mark.skipif(not os.path.isdir(SHARED_VG), reason="../shared/vg is not beside this checkout")

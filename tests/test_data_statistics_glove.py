@@ -10,7 +10,7 @@ import torch
 
 from rebalance_hca.data import DataFormatError
 from rebalance_hca.data.glove import embedding_for_names, glove_paths
-from rebalance_hca.data.statistics import load_or_compute_statistics
+from rebalance_hca.data.vg.statistics import load_or_compute_statistics
 
 from vg_fixture import FixtureImage, box, write_fixture
 

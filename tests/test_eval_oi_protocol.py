@@ -1,9 +1,9 @@
-"""The Open Images protocol around OIEvaluator: the choice by dataset name, evaluate_split, PySGG's report
+"""The Open Images protocol around OIEvaluator: the choice by the dataset name's family, evaluate_split, PySGG's report
 text, the report files, and the entry points (relation_test_net.py, evaluate_predictions.py).
 
 No OI data is needed: the entry-point tests run on the tiny SynthVG and only rename the test dataset
-(``dataset_name`` as the engine and the tool see it) to an Open Images catalog name, which is all the
-protocol choice reads.
+(``dataset_name`` as the engine and the tool see it) to an Open Images catalog name, whose family is all
+the protocol choice reads.
 """
 from __future__ import annotations
 
@@ -20,18 +20,21 @@ from relation_testing import SYNTHETIC_HCA_CONFIG, TINY_RELATION_OPTS, mode_opts
 from tool_loading import load_tool
 from rebalance_hca.engine import relation_runs
 from rebalance_hca.engine.relation_inference import evaluate_split
-from rebalance_hca.evaluation import (OIEvaluator, compact_prediction, evaluation_protocol, format_oi_report,
-                                      save_predictions, write_oi_report_files)
+from rebalance_hca.data import UnknownDatasetError, family_of
+from rebalance_hca.evaluation import (OPEN_IMAGES_PROTOCOL, SGB_PROTOCOL, OIEvaluator, compact_prediction,
+                                      format_oi_report, save_predictions, write_oi_report_files)
 from rebalance_hca.modeling import build_model
 
 OI_TEST = "openimage_v6_test"
 
 
-def test_protocol_is_chosen_by_the_dataset_name():
-    assert [evaluation_protocol(name) for name in ("openimage_v6_test", "openimage_v6_val", "openimage_v4_train")] \
-        == ["oi"] * 3
-    assert [evaluation_protocol(name) for name in ("VG_stanford_filtered_with_attribute_test", "oi_test")] \
-        == ["vg"] * 2
+def test_protocol_is_chosen_by_the_dataset_names_family():
+    assert [family_of(name).protocol for name in ("openimage_v6_test", "openimage_v6_val", "openimage_v6_train")] \
+        == [OPEN_IMAGES_PROTOCOL] * 3
+    assert family_of("VG_stanford_filtered_with_attribute_test").protocol is SGB_PROTOCOL
+    assert (OPEN_IMAGES_PROTOCOL.name, SGB_PROTOCOL.name) == ("oi", "vg")
+    with pytest.raises(UnknownDatasetError, match="known names: VG150: VG_stanford_filtered_with_attribute_train"):
+        family_of("openimage_v4_train")
 
 
 class FakeDataset:
@@ -56,7 +59,7 @@ def test_evaluate_split_uses_the_protocol_it_is_given():
     images = [numpy_image(rng, "sgdet", 6, num_detections=8, tie_scores=False) for _ in range(6)]
     dataset = FakeDataset(images, 6)
     predictions = dict(enumerate(prediction for _, prediction in images))
-    oi = evaluate_split(dataset, predictions, "sgdet", None, None, protocol="oi")
+    oi = evaluate_split(dataset, predictions, "sgdet", None, None, protocol=OPEN_IMAGES_PROTOCOL)
     expected = OIEvaluator(num_predicates=6)
     for groundtruth, prediction in images:
         expected.add(groundtruth, prediction)

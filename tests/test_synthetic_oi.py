@@ -10,8 +10,7 @@ import pytest
 
 from relation_testing import ROOT, TINY_RELATION_OPTS, mode_opts
 from tool_loading import load_tool
-from rebalance_hca.config import DatasetCatalog
-from rebalance_hca.data import OIDataset, VGDataset
+from rebalance_hca.data import OIDataset, VGDataset, dataset_paths
 from rebalance_hca.data.synthetic import SynthVGOptions, write_synthvg_oi
 from rebalance_hca.data.synthvg.oi_scale import oi_scale_split
 
@@ -28,12 +27,12 @@ def tiny_synthvg_oi(tmp_path_factory) -> str:
 
 
 def _oi(root: str, split: str) -> OIDataset:
-    paths = DatasetCatalog.get(f"openimage_v6_{split}", root)
+    paths = dataset_paths(f"openimage_v6_{split}", root)
     return OIDataset(split, paths.img_dir, paths.ann_file, paths.dict_file, filter_duplicate_rels=False)
 
 
 def test_same_scenes_as_the_vg150_format(tiny_synthvg, tiny_synthvg_oi):
-    paths = DatasetCatalog.get("VG_stanford_filtered_with_attribute_test", tiny_synthvg)
+    paths = dataset_paths("VG_stanford_filtered_with_attribute_test", tiny_synthvg)
     vg = VGDataset("test", paths.img_dir, paths.roidb_file, paths.dict_file, paths.image_file, num_val_im=0)
     oi = _oi(tiny_synthvg_oi, "test")
     assert oi.ind_to_classes == vg.ind_to_classes and oi.ind_to_predicates == vg.ind_to_predicates

@@ -12,8 +12,8 @@ the head/body/tail groups use the train split's predicate counts (without stage-
 Writes ``<split>_report.txt``, ``<split>_results.json`` and ``<split>_per_predicate_recall.png`` to
 ``--output-dir`` (default: the predictions file's folder).
 
-A split of an Open Images dataset (catalog name starting with "openimage") is evaluated with PySGG's OI
-protocol instead (docs/evaluation.md): PySGG's OI report, ``<split>_results.json`` and
+The split is evaluated with its dataset family's protocol: a split of an Open Images dataset with PySGG's
+OI protocol (docs/evaluation.md): PySGG's OI report, ``<split>_results.json`` and
 ``<split>_per_predicate_ap.png``; the file must hold OI candidates (written by a test run on that split).
 """
 from __future__ import annotations
@@ -25,13 +25,10 @@ from typing import Sequence
 
 
 from rebalance_hca.config import load_config
-from rebalance_hca.data import build_dataset
+from rebalance_hca.data import build_dataset, family_of
 from rebalance_hca.data.build import dataset_name
-from rebalance_hca.engine.relation_inference import groundtruth_for_evaluation, train_split_statistics
-from rebalance_hca.evaluation import (evaluate_oi_predictions, evaluate_predictions, evaluation_mode,
-                                      evaluation_protocol, load_predictions, write_oi_report_files,
-                                      write_report_files)
-from rebalance_hca.evaluation.oi import is_oi_compact
+from rebalance_hca.engine.relation_inference import groundtruth_for_evaluation, train_split_inputs
+from rebalance_hca.evaluation import evaluation_mode, load_predictions
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -70,31 +67,24 @@ def main(argv: Sequence[str] | None = None) -> dict:
         raise SystemExit(f"{args.predictions}: {saved['num_predicates']} predicates, the dataset has {num_predicates}")
     groundtruths = [groundtruth_for_evaluation(dataset, int(index)) for index in image_ids]
     output_dir = args.output_dir or os.path.dirname(os.path.abspath(args.predictions))
-    if evaluation_protocol(dataset_name(cfg, args.split)) == "oi":
-        if not all(is_oi_compact(prediction) for prediction in saved["predictions"]):
-            raise SystemExit(f"{args.predictions}: no Open Images candidates ('oi_triplets'), which the OI protocol "
-                             f"of {dataset_name(cfg, args.split)} needs; write the file with "
-                             f"tools/relation_test_net.py on this split")
-        evaluation = evaluate_oi_predictions(
-            groundtruths, saved["predictions"], saved["mode"], dataset.ind_to_predicates,
-            class_names=dataset.ind_to_classes, image_ids=image_ids,
-            iou_threshold=cfg.TEST.RELATION.IOU_THRESHOLD, with_detection=not args.no_detection)
-        print(evaluation["report"], end="")
-        paths = write_oi_report_files(output_dir, args.split, evaluation, dataset.ind_to_predicates,
-                                      extra={"split": args.split, "predictions": os.path.abspath(args.predictions)})
-        print("wrote " + ", ".join(paths.values()))
-        return evaluation
-    zeroshot, predicate_counts = train_split_statistics(cfg, dataset.relation_triplets(), args.split, num_predicates,
-                                                        args.zeroshot_triplets)
-    evaluation = evaluate_predictions(
+    name = dataset_name(cfg, args.split)
+    protocol = family_of(name).protocol
+    problem = protocol.unusable_predictions(saved["predictions"])
+    if problem:
+        raise SystemExit(f"{args.predictions}: {problem} (the {args.split} split is {name}); write the file with "
+                         f"tools/relation_test_net.py on this split")
+    zeroshot, predicate_counts, train_metadata = train_split_inputs(cfg, protocol, dataset, args.split,
+                                                                    num_predicates, args.zeroshot_triplets)
+    evaluation = protocol.evaluate(
         groundtruths, saved["predictions"], saved["mode"], dataset.ind_to_predicates,
         class_names=dataset.ind_to_classes, image_ids=image_ids, zeroshot_triplets=zeroshot,
         predicate_counts=predicate_counts, iou_threshold=cfg.TEST.RELATION.IOU_THRESHOLD,
         with_detection=not args.no_detection)
     print(evaluation["report"], end="")
-    paths = write_report_files(output_dir, args.split, evaluation, dataset.ind_to_predicates, predicate_counts,
-                               extra={"split": args.split, "predictions": os.path.abspath(args.predictions),
-                                      "num_zeroshot_triplets": int(len(zeroshot))})
+    paths = protocol.write_report_files(output_dir, args.split, evaluation, dataset.ind_to_predicates,
+                                        predicate_counts, extra={"split": args.split,
+                                                                 "predictions": os.path.abspath(args.predictions),
+                                                                 **train_metadata})
     print("wrote " + ", ".join(paths.values()))
     return evaluation
 

@@ -23,7 +23,7 @@ import time
 
 import numpy as np
 
-from rebalance_hca.data.oi_files import load_oi_annotations, load_oi_vocabulary
+from rebalance_hca.data.oi.files import load_oi_annotations, load_oi_vocabulary
 from rebalance_hca.data.synthetic import (
     DEFAULT_IMAGE_SIZE, DEFAULT_NUM_IMAGES, DEFAULT_OI_VAL_IMAGES, DEFAULT_TEST_FRACTION, SynthVGOptions,
     write_oi_scale, write_synthvg, write_synthvg_oi, write_vg_scale,

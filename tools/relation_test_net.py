@@ -6,8 +6,8 @@ Tests MODEL.WEIGHT, or, when it is empty, the last checkpoint of OUTPUT_DIR (the
 on DATASETS.TEST (DATASETS.VAL with TEST.VAL_FLAG True). A predictor that needs no training
 (FrequencyBaselinePredictor) is tested without weights. Writes OUTPUT_DIR/inference/<dataset>/:
 predictions.npz, <split>_report.txt (SGB's report, also printed), <split>_results.json and
-<split>_per_predicate_recall.png. An Open Images test set (a DATASETS.TEST name starting with "openimage")
-is evaluated with PySGG's OI protocol instead: PySGG's OI report, <split>_results.json and
+<split>_per_predicate_recall.png. The test set is evaluated with its dataset family's protocol: an Open
+Images test set (openimage_v6_test) with PySGG's OI protocol: PySGG's OI report, <split>_results.json and
 <split>_per_predicate_ap.png (docs/evaluation.md). With TEST.ALLOW_LOAD_FROM_CACHE True a predictions file
 of the same weights, data and config is reused instead of predicting again.
 """

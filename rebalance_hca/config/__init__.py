@@ -1,8 +1,8 @@
-"""Configuration: SGB-compatible YACS defaults, loading with clear errors, and the dataset catalog."""
+"""Configuration: SGB-compatible YACS defaults, loading with clear errors, and the data root."""
 from .defaults import _C
 from .loading import ConfigError, get_cfg_defaults, load_config
-from .paths_catalog import DatasetCatalog, resolve_data_dir
+from .paths_catalog import resolve_data_dir
 
 cfg = _C
 
-__all__ = ["ConfigError", "DatasetCatalog", "cfg", "get_cfg_defaults", "load_config", "resolve_data_dir"]
+__all__ = ["ConfigError", "cfg", "get_cfg_defaults", "load_config", "resolve_data_dir"]

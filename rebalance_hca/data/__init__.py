@@ -1,5 +1,6 @@
-"""Data layer for VG150 and Open Images V6: files, splits, samples, transforms, loaders, statistics, GloVe
-vectors, resampling, SynthVG (in either format).
+"""Data layer: dataset families (VG150 in ``vg/``, Open Images V6 in ``oi/``) behind one registry
+(``registry.FAMILIES``, contract in ``family.DatasetFamily``), and what they share: splits, samples, transforms,
+loaders, statistics, GloVe vectors, resampling, SynthVG (in either layout). docs/data.md#adding-a-dataset.
 
 Loader batches are ``(images, targets, indices)``:
     images:  torchvision ImageList, tensors (B, 3, H, W) float32 normalised and zero-padded to
@@ -9,12 +10,16 @@ Loader batches are ``(images, targets, indices)``:
     indices: dataset indices; ``dataset.get_groundtruth(i, evaluation=True)`` gives the original-frame GT.
 """
 from .build import build_dataset, get_dataset_statistics, get_glove_embeddings, make_data_loader
-from .statistics import FrequencyStatistics
-from .oi import OIDataset
+from .family import DatasetFamily, DatasetPaths, SplitOptions, TrainVocabulary
+from .files import DataFormatError
+from .oi.dataset import OIDataset
+from .registry import FAMILIES, UnknownDatasetError, dataset_paths, family_of
 from .scene_graph_dataset import SceneGraphDataset
-from .vg import VGDataset
-from .vg_files import DataFormatError
-from .vg_index import RebalanceSpec
+from .split_index import RebalanceSpec
+from .statistics import FrequencyStatistics
+from .vg.dataset import VGDataset
 
-__all__ = ["DataFormatError", "FrequencyStatistics", "OIDataset", "RebalanceSpec", "SceneGraphDataset", "VGDataset",
-           "build_dataset", "get_dataset_statistics", "get_glove_embeddings", "make_data_loader"]
+__all__ = ["DataFormatError", "DatasetFamily", "DatasetPaths", "FAMILIES", "FrequencyStatistics", "OIDataset",
+           "RebalanceSpec", "SceneGraphDataset", "SplitOptions", "TrainVocabulary", "UnknownDatasetError",
+           "VGDataset", "build_dataset", "dataset_paths", "family_of", "get_dataset_statistics",
+           "get_glove_embeddings", "make_data_loader"]

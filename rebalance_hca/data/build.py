@@ -2,68 +2,32 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.distributed as dist
 
-from ..config import DatasetCatalog
-from ..config.paths_catalog import OIPaths
 from ..utils.seed import derived_seed
 from .collate import BatchCollator
+from .family import SplitOptions, TrainVocabulary
+from .files import DataFormatError
 from .glove import embedding_for_names
-from .oi import OIDataset, predicate_counts
-from .oi_files import load_oi_annotations, load_oi_vocabulary
+from .registry import dataset_paths, family_of
 from .resampling import ResamplingOptions
 from .scene_graph_dataset import SceneGraphDataset
-from .statistics import FrequencyStatistics, load_or_compute_oi_statistics, load_or_compute_statistics
+from .split_index import RebalanceSpec
+from .statistics import FrequencyStatistics
 from .samplers import InferenceBatchSampler, IterationBatchSampler, SeededDataset, aspect_ratio_groups
 from .transforms import build_transforms
-from .vg import VGDataset
-from .vg_files import DataFormatError, load_vocabulary
-from .vg_index import RebalanceSpec
 
 MODES = ("train", "val", "test")
 RESAMPLING_METHODS = ("bilvl",)
 
 
-@dataclass(frozen=True)
-class TrainVocabulary:
-    """What the model needs of the train dataset's vocabulary. C classes and P predicates, background at 0.
-
-    source: the file the names come from; predicate_counts: (P,) float64 training counts (index 0 unused):
-    VG150 the dictionary's ``predicate_count`` (as RB reads it), Open Images the relations of the train
-    annotation file; predicate_order: predicate ids most frequent first (empty when there are no counts).
-    """
-
-    source: str
-    ind_to_classes: list[str]
-    ind_to_predicates: list[str]
-    predicate_counts: np.ndarray
-    predicate_order: tuple[int, ...]
-
-
 def train_vocabulary(cfg) -> TrainVocabulary:
-    """The vocabulary and predicate counts of DATASETS.TRAIN (either format)."""
-    paths = DatasetCatalog.get(dataset_name(cfg, "train"), cfg.DATASETS.DATA_DIR)
-    if isinstance(paths, OIPaths):
-        vocabulary = load_oi_vocabulary(paths.dict_file)
-        counts = predicate_counts(load_oi_annotations(paths.ann_file), len(vocabulary.ind_to_predicates))
-        order = tuple(int(i) + 1 for i in np.argsort(-counts[1:], kind="stable"))
-        return TrainVocabulary(paths.ann_file, vocabulary.ind_to_classes, vocabulary.ind_to_predicates,
-                               counts.astype(np.float64), order)
-    vocabulary = load_vocabulary(paths.dict_file)
-    name_to_id = {name: index for index, name in enumerate(vocabulary.ind_to_predicates)}
-    unknown = sorted(set(vocabulary.predicate_count) - set(name_to_id))
-    if unknown:
-        raise DataFormatError(f"{paths.dict_file}: predicate_count names unknown predicates {unknown}")
-    counts = np.zeros(len(vocabulary.ind_to_predicates), dtype=np.float64)
-    for name, count in vocabulary.predicate_count.items():
-        counts[name_to_id[name]] = count
-    by_frequency = sorted(vocabulary.predicate_count, key=lambda name: -vocabulary.predicate_count[name])
-    return TrainVocabulary(paths.dict_file, vocabulary.ind_to_classes, vocabulary.ind_to_predicates, counts,
-                           tuple(name_to_id[name] for name in by_frequency))
+    """The vocabulary and predicate counts of DATASETS.TRAIN, from its family."""
+    name = dataset_name(cfg, "train")
+    return family_of(name).train_vocabulary(dataset_paths(name, cfg.DATASETS.DATA_DIR))
 
 
 def dataset_name(cfg, mode: str) -> str:
@@ -102,8 +66,8 @@ def resampling_options(cfg) -> ResamplingOptions | None:
 
 def build_dataset(cfg, mode: str, with_transforms: bool = True, augment: bool | None = None,
                   rebalance: bool | None = None) -> SceneGraphDataset:
-    """The split for ``mode`` (VG150 or Open Images V6, by the catalog name), with the references' filters as
-    the config implies (docs/reference.md#vg150-split-selection, #rebalanced-split, #oi-loading).
+    """The split for ``mode`` of the catalog name's family (``registry.family_of``), with the references'
+    filters as the config implies (docs/reference.md#vg150-split-selection, #rebalanced-split, #oi-loading).
 
     rebalance: the stage-2 rebalanced train split; by default when MODEL.ROI_RELATION_HEAD.WITH_CLEAN_CLASSIFIER
     is on (stage 2). False gives stage 1's full train split whatever the stage (statistics, confusion matrix).
@@ -112,32 +76,19 @@ def build_dataset(cfg, mode: str, with_transforms: bool = True, augment: bool | 
     Bi-level resampling (MODEL.ROI_RELATION_HEAD.DATA_RESAMPLING) applies to the training split with its
     training transforms only.
     """
-    paths = DatasetCatalog.get(dataset_name(cfg, mode), cfg.DATASETS.DATA_DIR)
-    head = cfg.MODEL.ROI_RELATION_HEAD
+    name = dataset_name(cfg, mode)
+    paths = dataset_paths(name, cfg.DATASETS.DATA_DIR)
     is_train_split = paths.split == "train"
-    rebalanced = head.WITH_CLEAN_CLASSIFIER if rebalance is None else rebalance
+    rebalanced = cfg.MODEL.ROI_RELATION_HEAD.WITH_CLEAN_CLASSIFIER if rebalance is None else rebalance
     training = mode == "train" if augment is None else augment
-    common = dict(
+    options = SplitOptions(
         filter_empty_rels=cfg.MODEL.RELATION_ON,
         filter_duplicate_rels=cfg.DATASETS.FILTER_DUPLICATE_RELS,
         rebalance=rebalance_spec(cfg) if is_train_split and rebalanced else None,
         transforms=build_transforms(cfg, is_train=training) if with_transforms else None,
         resampling=resampling_options(cfg) if is_train_split and training and with_transforms else None,
     )
-    if isinstance(paths, OIPaths):
-        return OIDataset(split=paths.split, img_dir=paths.img_dir, ann_file=paths.ann_file, dict_file=paths.dict_file,
-                         **common)
-    return VGDataset(
-        split=paths.split,
-        img_dir=paths.img_dir,
-        roidb_file=paths.roidb_file,
-        dict_file=paths.dict_file,
-        image_file=paths.image_file,
-        filter_non_overlap=is_train_split and (not head.USE_GT_BOX) and cfg.MODEL.RELATION_ON
-        and head.REQUIRE_BOX_OVERLAP,
-        num_val_im=cfg.DATASETS.NUM_VAL_IM,
-        **common,
-    )
+    return family_of(name).build_dataset(cfg, paths, options)
 
 
 def _rank_and_world_size(is_distributed: bool) -> tuple[int, int]:
@@ -160,7 +111,7 @@ def make_data_loader(cfg, mode: str = "train", is_distributed: bool = False, sta
     Val/test: one pass in order, TEST.IMS_PER_BATCH / world_size images, sharded across ranks.
 
     Loading never touches the global generators: ``loader.dataset`` is a ``SeededDataset`` over the
-    VGDataset (whose attributes it passes through) that computes each sample with seeds from (SEED, epoch,
+    family's dataset (whose attributes it passes through) that computes each sample with seeds from (SEED, epoch,
     index), and the loader draws its workers' base seed from its own generator, seeded from (SEED, rank,
     mode). Batches are therefore the same for any DATALOADER.NUM_WORKERS and after a resume.
     """
@@ -196,11 +147,8 @@ def get_dataset_statistics(cfg) -> FrequencyStatistics:
     cached in OUTPUT_DIR as SGB and
     PySGG do (``<train dataset name>_statistics.cache``), recomputed when the source files change."""
     name = dataset_name(cfg, "train")
-    paths = DatasetCatalog.get(name, cfg.DATASETS.DATA_DIR)
     cache_file = os.path.join(cfg.OUTPUT_DIR, f"{name}_statistics.cache")
-    if isinstance(paths, OIPaths):
-        return load_or_compute_oi_statistics(paths.ann_file, paths.dict_file, cache_file)
-    return load_or_compute_statistics(paths.roidb_file, paths.dict_file, cfg.DATASETS.NUM_VAL_IM, cache_file)
+    return family_of(name).statistics(cfg, dataset_paths(name, cfg.DATASETS.DATA_DIR), cache_file)
 
 
 def get_glove_embeddings(cfg, names) -> torch.Tensor:

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ..utils.atomic import write_cache
-from .vg_files import DataFormatError, file_fingerprint
+from .files import DataFormatError, file_fingerprint
 
 logger = logging.getLogger(__name__)
 GLOVE_URL = "https://nlp.stanford.edu/data/glove.6B.zip"

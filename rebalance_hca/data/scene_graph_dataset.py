@@ -20,8 +20,8 @@ import torch
 
 from .resampling import BiLevelResampling, ResamplingOptions, bilevel_resampling
 from .transforms import scale_boxes
-from .vg_files import DataFormatError
-from .vg_index import SplitIndex
+from .files import DataFormatError
+from .split_index import SplitIndex
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Frequency-bias statistics (docs/reference.md#frequency-statistics, #oi-frequency-statistics):
-fg_matrix, bg_matrix and pred_dist, counted
-vectorized over the train split (VG150: with the overlap filter on; Open Images: as loaded), and cached on
-disk keyed to the source files.
+fg_matrix, bg_matrix and pred_dist, counted vectorized over a family's train split (``count_statistics``;
+which split and which boxes is the family's choice: ``vg/statistics.py``, ``oi/statistics.py``), and cached
+on disk keyed to the source files (``cached_statistics``).
 
 ``pred_dist`` is stored as log-probabilities for both datasets, the form ``FrequencyBias`` takes. PySGG's and
 RB's Open Images code stores the probabilities without the log (PySGG's own FrequencyBias takes the log; RB's,
@@ -20,10 +20,8 @@ import numpy as np
 
 from ..structures.boxes import paired_positive_intersection
 from ..utils.atomic import write_cache
-from .oi import select_oi_split
-from .oi_files import load_oi_annotations, load_oi_vocabulary
-from .vg_files import file_fingerprint, load_annotations, load_vocabulary
-from .vg_index import SplitIndex, select_split
+from .files import file_fingerprint
+from .split_index import SplitIndex
 
 logger = logging.getLogger(__name__)
 CACHE_FORMAT_VERSION = 1
@@ -100,50 +98,18 @@ def _count_background_pairs(labels: np.ndarray, boxes: np.ndarray, box_start: np
     return np.bincount(class_pair, minlength=num_classes * num_classes)
 
 
-def statistics_fingerprint(roidb_file: str, dict_file: str, num_val_im: int) -> str:
-    """What the statistics depend on: the source files' identities and the val carve-out."""
-    return json.dumps({"version": CACHE_FORMAT_VERSION, "roidb_file": file_fingerprint(roidb_file),
-                       "dict_file": file_fingerprint(dict_file), "num_val_im": num_val_im}, sort_keys=True)
+def statistics_fingerprint(source_files: dict[str, str], **settings) -> str:
+    """What a family's statistics depend on: the identities of its source files (name -> path) and the
+    settings that select the train split (e.g. VG150's val carve-out); the cache key."""
+    return json.dumps({"version": CACHE_FORMAT_VERSION, **{name: file_fingerprint(path) for name, path in
+                                                           source_files.items()}, **settings}, sort_keys=True)
 
 
-def load_or_compute_statistics(roidb_file: str, dict_file: str, num_val_im: int,
-                               cache_file: str | None = None) -> FrequencyStatistics:
-    """Statistics of the train split (val carve-out, overlap filter on, no de-duplication, no rebalancing).
-
-    With ``cache_file``, reuse it when its fingerprint matches the source files, else recompute and
-    rewrite it atomically (skipped, with one warning, where its folder is read-only); an unreadable or stale
-    cache is recomputed, never trusted.
-    """
-    def compute() -> FrequencyStatistics:
-        vocabulary = load_vocabulary(dict_file)
-        ann = load_annotations(roidb_file)
-        index = select_split(ann, "train", filter_empty_rels=True, filter_non_overlap=True, num_val_im=num_val_im)
-        return count_statistics(ann.labels, ann.boxes_1024, index, len(vocabulary.ind_to_classes),
-                                len(vocabulary.ind_to_predicates))
-
-    return _cached(cache_file, statistics_fingerprint(roidb_file, dict_file, num_val_im), compute)
-
-
-def load_or_compute_oi_statistics(ann_file: str, dict_file: str, cache_file: str | None = None) -> FrequencyStatistics:
-    """Open Images statistics as PySGG's ``get_statistics`` counts them (docs/reference.md#oi-frequency-statistics):
-    the whole train file
-    after the empty-relation filter, no overlap filter, duplicates counted, bg pairs in original pixels;
-    ``pred_dist`` as the log. Cached like ``load_or_compute_statistics``."""
-    fingerprint = json.dumps({"version": CACHE_FORMAT_VERSION, "ann_file": file_fingerprint(ann_file),
-                              "dict_file": file_fingerprint(dict_file)}, sort_keys=True)
-
-    def compute() -> FrequencyStatistics:
-        vocabulary = load_oi_vocabulary(dict_file)
-        ann = load_oi_annotations(ann_file)
-        return count_statistics(ann.labels, ann.boxes, select_oi_split(ann), len(vocabulary.ind_to_classes),
-                                len(vocabulary.ind_to_predicates))
-
-    return _cached(cache_file, fingerprint, compute)
-
-
-def _cached(cache_file: str | None, fingerprint: str,
-            compute: Callable[[], FrequencyStatistics]) -> FrequencyStatistics:
-    """The statistics cached in ``cache_file`` under ``fingerprint``, else ``compute()`` (then cached)."""
+def cached_statistics(cache_file: str | None, fingerprint: str,
+                      compute: Callable[[], FrequencyStatistics]) -> FrequencyStatistics:
+    """The statistics cached in ``cache_file`` under ``fingerprint`` (``statistics_fingerprint``), else
+    ``compute()``, then cached: rewritten atomically (skipped, with one warning, where its folder is
+    read-only); an unreadable or stale cache is recomputed, never trusted."""
     if cache_file:
         cached = _read_cache(cache_file, fingerprint)
         if cached is not None:

@@ -48,7 +48,7 @@ from .synthvg.writers import (
     IMAGE_FOLDER_NAME, MARKER_FILE_NAME, MAX_ATTRIBUTES, VGArrays, pixel_boxes_to_frame, staged_folder,
     write_annotation_files,
 )
-from .vg_files import BOX_SCALE, CORRUPTED_IMAGE_IDS
+from .vg.files import BOX_SCALE, CORRUPTED_IMAGE_IDS
 
 DEFAULT_NUM_IMAGES = 4000
 DEFAULT_IMAGE_SIZE = 192

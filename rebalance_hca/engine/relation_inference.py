@@ -18,9 +18,8 @@ from torch import nn
 from tqdm import tqdm
 
 from ..data import build_dataset
-from ..evaluation import (compact_oi_prediction, compact_prediction, compute_zeroshot_triplets,
-                          evaluate_oi_predictions, evaluate_predictions, load_predictions, load_zeroshot_triplets,
-                          save_predictions)
+from ..evaluation import (SGB_PROTOCOL, EvaluationProtocol, compute_zeroshot_triplets, load_predictions,
+                          load_zeroshot_triplets, save_predictions)
 from ..modeling.weights import unwrap_model
 from ..utils.comm import gather_to_main, is_main_process
 from ..utils.seed import derived_seed, seeded_global_generators
@@ -73,11 +72,10 @@ def to_evaluation_frame(prediction: Mapping[str, torch.Tensor], image_size: tupl
 @torch.no_grad()
 def predict_split(model: nn.Module, data_loader, device: torch.device, amp_dtype: torch.dtype | None,
                   mode: str, num_predicates: int, description: str = "relation inference",
-                  protocol: str = "vg") -> dict[int, dict] | None:
+                  protocol: EvaluationProtocol = SGB_PROTOCOL) -> dict[int, dict] | None:
     """Compact predictions of every image of ``data_loader.dataset`` keyed by dataset index, on rank 0
-    (None on the other ranks); with ``protocol`` "oi" in the OI compact form (with the Open Images
-    candidates). The model is put in eval mode."""
-    compact = compact_oi_prediction if protocol == "oi" else compact_prediction
+    (None on the other ranks), in ``protocol``'s compact form (the Open Images one adds its candidates).
+    The model is put in eval mode."""
     model = unwrap_model(model).eval()
     dataset = data_loader.dataset
     mine: dict[int, dict] = {}
@@ -89,8 +87,8 @@ def predict_split(model: nn.Module, data_loader, device: torch.device, amp_dtype
         for index, prediction, size in zip(indices, predictions, images.image_sizes):
             groundtruth = groundtruth_for_evaluation(dataset, int(index))
             full = to_evaluation_frame(prediction, size, dataset.get_img_info(int(index)), groundtruth, mode)
-            mine[int(index)] = compact(full, groundtruth, mode, num_predicates, MAX_K,
-                                       where=f"prediction of image {int(index)}")
+            mine[int(index)] = protocol.compact(full, groundtruth, mode, num_predicates, MAX_K,
+                                                where=f"prediction of image {int(index)}")
     gathered = gather_to_main(mine)
     if gathered is None:
         return None
@@ -114,26 +112,32 @@ def train_split_statistics(cfg, split_triplets: np.ndarray, split: str, num_pred
     return zeroshot, np.bincount(train_triplets[:, 2], minlength=num_predicates)
 
 
+def train_split_inputs(cfg, protocol: EvaluationProtocol, dataset, split: str, num_predicates: int,
+                       zeroshot_file: str | None = None) -> tuple[np.ndarray | None, np.ndarray | None, dict]:
+    """(zero-shot triplets, train predicate counts, {"num_zeroshot_triplets": T}) for a protocol that
+    evaluates with the train split (``train_split_statistics`` of ``dataset``'s triplets); (None, None, {})
+    for one that does not."""
+    if not protocol.uses_train_split:
+        return None, None, {}
+    zeroshot, predicate_counts = train_split_statistics(cfg, dataset.relation_triplets(), split, num_predicates,
+                                                        zeroshot_file)
+    return zeroshot, predicate_counts, {"num_zeroshot_triplets": int(len(zeroshot))}
+
+
 def evaluate_split(dataset, predictions: Mapping[int, dict], mode: str, zeroshot: np.ndarray | None,
                    predicate_counts: np.ndarray | None, iou_threshold: float = 0.5,
-                   with_detection: bool = True, protocol: str = "vg") -> dict:
-    """The evaluation of compact predictions keyed by dataset index: SGB's (``evaluate_predictions``) for
-    protocol "vg", PySGG's Open Images one (``evaluate_oi_predictions``, which uses neither ``zeroshot``
-    nor ``predicate_counts``) for "oi"."""
+                   with_detection: bool = True, protocol: EvaluationProtocol = SGB_PROTOCOL) -> dict:
+    """``protocol``'s evaluation of compact predictions keyed by dataset index (SGB's by default; the Open
+    Images protocol uses neither ``zeroshot`` nor ``predicate_counts``)."""
     missing = sorted(set(range(len(dataset))) - set(predictions))
     if missing:
         raise ValueError(f"predictions lack {len(missing)} image(s) of the split, e.g. indices {missing[:5]}")
     image_ids = sorted(predictions)
     groundtruths = [groundtruth_for_evaluation(dataset, index) for index in image_ids]
-    if protocol == "oi":
-        return evaluate_oi_predictions(groundtruths, [predictions[index] for index in image_ids], mode,
-                                       dataset.ind_to_predicates, class_names=dataset.ind_to_classes,
-                                       image_ids=image_ids, iou_threshold=iou_threshold,
-                                       with_detection=with_detection)
-    return evaluate_predictions(
-        groundtruths, [predictions[index] for index in image_ids], mode, dataset.ind_to_predicates,
-        class_names=dataset.ind_to_classes, image_ids=image_ids, zeroshot_triplets=zeroshot,
-        predicate_counts=predicate_counts, iou_threshold=iou_threshold, with_detection=with_detection)
+    return protocol.evaluate(groundtruths, [predictions[index] for index in image_ids], mode,
+                             dataset.ind_to_predicates, class_names=dataset.ind_to_classes, image_ids=image_ids,
+                             zeroshot_triplets=zeroshot, predicate_counts=predicate_counts,
+                             iou_threshold=iou_threshold, with_detection=with_detection)
 
 
 def save_split_predictions(path: str, predictions: Mapping[int, dict], mode: str, num_predicates: int,

@@ -15,16 +15,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data import make_data_loader
+from ..data import family_of, make_data_loader
 from ..data.build import build_dataset, dataset_name
-from ..evaluation import PredicateConfusionMatrix, evaluation_protocol, write_oi_report_files, write_report_files
+from ..evaluation import PredicateConfusionMatrix
 from ..modeling import build_model, relation_mode
 from ..modeling.weights import load_model_weights, unwrap_model
 from ..utils.cli import UserInputError
 from ..utils.comm import broadcast_object, is_main_process
 from .checkpoint import Checkpointer
 from .relation_inference import (evaluate_split, groundtruth_for_evaluation, load_cached_predictions, predict_split,
-                                 save_split_predictions, train_split_statistics)
+                                 save_split_predictions, train_split_inputs)
 from .stages import freeze_for_stage2, is_stage2, load_stage1_model
 from .trainer import TrainingState, amp_dtype_from_config, make_training_state
 
@@ -91,9 +91,9 @@ def prepare_training(cfg, device: torch.device, resume: bool = True) -> Training
 
 
 def relation_validator(cfg, distributed: bool, device: torch.device):
-    """validator(model) -> the validation metric on DATASETS.VAL on every rank: graph-constrained mean
-    R@100 (SGB's), or for an Open Images dataset PySGG's score_wtd; the loader is built on first use.
-    mR@100 (OI: R@50 and mR@50) is logged beside it."""
+    """validator(model) -> the validation metric of DATASETS.VAL's evaluation protocol on every rank
+    (``EvaluationProtocol.validation_metrics``: SGB's graph-constrained R@100, PySGG's score_wtd on Open
+    Images), logged with the protocol's other validation metrics; the loader is built on first use."""
     loaders = {}
     mode = relation_mode(cfg)
 
@@ -101,7 +101,7 @@ def relation_validator(cfg, distributed: bool, device: torch.device):
         if "val" not in loaders:
             loaders["val"] = make_data_loader(cfg, mode="val", is_distributed=distributed)
         loader = loaders["val"]
-        protocol = evaluation_protocol(dataset_name(cfg, "val"))
+        protocol = family_of(dataset_name(cfg, "val")).protocol
         predictions = predict_split(model, loader, device, amp_dtype_from_config(cfg.DTYPE), mode,
                                     cfg.MODEL.ROI_RELATION_HEAD.NUM_CLASSES, description="validation",
                                     protocol=protocol)
@@ -110,15 +110,8 @@ def relation_validator(cfg, distributed: bool, device: torch.device):
             evaluation = evaluate_split(loader.dataset, predictions, mode, zeroshot=None, predicate_counts=None,
                                         iou_threshold=cfg.TEST.RELATION.IOU_THRESHOLD, with_detection=False,
                                         protocol=protocol)
-            if protocol == "oi":
-                results = evaluation["oi"]
-                logger.info("Validation score_wtd %.4f  R@50 %.4f  mR@50 %.4f", results["score_wtd"],
-                            results["R@50"], results["mR@50"])
-                metric = results["score_wtd"]
-            else:
-                results = evaluation["sgg"]
-                logger.info("Validation R@100 %.4f  mR@100 %.4f", results["R@100"], results["mR@100"])
-                metric = results["R@100"]
+            metric, line = protocol.validation_metric(evaluation)
+            logger.info("%s", line)
         return broadcast_object(metric)
 
     return validate
@@ -154,7 +147,7 @@ def prediction_metadata(cfg, weights: str, split: str, dataset_size: int) -> dic
     relevant = {section: cfg[section] for section in PREDICTION_SECTIONS}
     config_digest = hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()
     name = dataset_name(cfg, split)
-    return {"split": split, "dataset": name, "evaluation_protocol": evaluation_protocol(name),
+    return {"split": split, "dataset": name, "evaluation_protocol": family_of(name).protocol.name,
             "dataset_size": dataset_size,
             "mode": relation_mode(cfg), "predictor": cfg.MODEL.ROI_RELATION_HEAD.PREDICTOR,
             "weights": _file_fingerprint(weights),
@@ -164,13 +157,13 @@ def prediction_metadata(cfg, weights: str, split: str, dataset_size: int) -> dic
 
 def test_relation_model(cfg, model: nn.Module, device: torch.device, distributed: bool, weights: str,
                         zeroshot_file: str | None = None) -> dict:
-    """Test on DATASETS.TEST (DATASETS.VAL with TEST.VAL_FLAG): predictions file, SGB report (printed and
-    logged), results JSON and per-predicate recall PNG in OUTPUT_DIR/inference/<dataset>/; for an Open
-    Images dataset PySGG's OI report and a per-predicate AP PNG instead. Reuses a cached predictions file
-    of the same weights, data and config with TEST.ALLOW_LOAD_FROM_CACHE. Returns the evaluation dict on
-    rank 0 and {} elsewhere."""
+    """Test on DATASETS.TEST (DATASETS.VAL with TEST.VAL_FLAG) with its family's evaluation protocol:
+    predictions file, the protocol's report (printed and logged), results JSON and per-predicate PNG in
+    OUTPUT_DIR/inference/<dataset>/ (SGB's report and recall PNG; on Open Images PySGG's OI report and AP
+    PNG). Reuses a cached predictions file of the same weights, data and config with
+    TEST.ALLOW_LOAD_FROM_CACHE. Returns the evaluation dict on rank 0 and {} elsewhere."""
     split = "val" if cfg.TEST.VAL_FLAG else "test"
-    protocol = evaluation_protocol(dataset_name(cfg, split))
+    protocol = family_of(dataset_name(cfg, split)).protocol
     mode = relation_mode(cfg)
     num_predicates = cfg.MODEL.ROI_RELATION_HEAD.NUM_CLASSES
     loader = make_data_loader(cfg, mode=split, is_distributed=distributed)
@@ -189,22 +182,14 @@ def test_relation_model(cfg, model: nn.Module, device: torch.device, distributed
         return {}
     if cached is None:
         save_split_predictions(path, predictions, mode, num_predicates, metadata)
-    if protocol == "oi":
-        evaluation = evaluate_split(dataset, predictions, mode, None, None,
-                                    iou_threshold=cfg.TEST.RELATION.IOU_THRESHOLD, protocol="oi")
-        logger.info("%s", evaluation["report"])
-        paths = write_oi_report_files(folder, split, evaluation, dataset.ind_to_predicates,
-                                      extra={"split": split, "weights": weights, "predictions": path})
-        logger.info("Wrote %s", ", ".join([path, *paths.values()]))
-        return evaluation
-    zeroshot, predicate_counts = train_split_statistics(cfg, dataset.relation_triplets(), split, num_predicates,
-                                                        zeroshot_file)
+    zeroshot, predicate_counts, train_metadata = train_split_inputs(cfg, protocol, dataset, split, num_predicates,
+                                                                    zeroshot_file)
     evaluation = evaluate_split(dataset, predictions, mode, zeroshot, predicate_counts,
-                                iou_threshold=cfg.TEST.RELATION.IOU_THRESHOLD)
+                                iou_threshold=cfg.TEST.RELATION.IOU_THRESHOLD, protocol=protocol)
     logger.info("%s", evaluation["report"])
-    paths = write_report_files(folder, split, evaluation, dataset.ind_to_predicates, predicate_counts,
-                               extra={"split": split, "weights": weights, "predictions": path,
-                                      "num_zeroshot_triplets": int(len(zeroshot))})
+    paths = protocol.write_report_files(folder, split, evaluation, dataset.ind_to_predicates, predicate_counts,
+                                        extra={"split": split, "weights": weights, "predictions": path,
+                                               **train_metadata})
     logger.info("Wrote %s", ", ".join([path, *paths.values()]))
     return evaluation
 

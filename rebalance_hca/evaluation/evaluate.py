@@ -1,7 +1,7 @@
 """One call that evaluates a split's predictions: like SGB's ``do_vg_evaluation``
 (docs/reference.md#sgb-evaluation-protocol), or like
 PySGG's ``oi_evaluation`` for Open Images (docs/reference.md#oi-evaluation-protocol);
-:func:`evaluation_protocol` picks which."""
+a dataset family's protocol (``protocols.EvaluationProtocol``) picks which."""
 from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
@@ -15,13 +15,7 @@ from .oi_report import format_oi_report
 from .report import format_sgb_report
 from .sgg import SGGEvaluator
 
-__all__ = ["evaluate_predictions", "evaluate_oi_predictions", "evaluation_protocol", "detection_inputs"]
-
-
-def evaluation_protocol(dataset_name: str) -> str:
-    """The evaluation protocol of a dataset, from its catalog name alone: "oi" (PySGG's Open Images one)
-    for a name starting with "openimage" (openimage_v6_test, ...), "vg" (SGB's) otherwise."""
-    return "oi" if dataset_name.startswith("openimage") else "vg"
+__all__ = ["evaluate_predictions", "evaluate_oi_predictions", "detection_inputs"]
 
 
 def evaluate_predictions(groundtruths: Sequence[Mapping[str, Any]], predictions: Sequence[Mapping[str, Any]],

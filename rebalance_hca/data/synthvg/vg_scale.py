@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..vg_files import BOX_SCALE, CORRUPTED_IMAGE_IDS
+from ..vg.files import BOX_SCALE, CORRUPTED_IMAGE_IDS
 from .writers import MAX_ATTRIBUTES, VGArrays
 
 VG_SCALE_IMAGES = 108_073

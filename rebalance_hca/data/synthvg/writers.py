@@ -16,7 +16,7 @@ from typing import Iterator
 import h5py
 import numpy as np
 
-from ..vg_files import BOX_SCALE
+from ..vg.files import BOX_SCALE
 from .vocabulary import ATTRIBUTES, OBJECT_CLASSES, PREDICATES, name_to_id
 from .word_vectors import GLOVE_FILE_NAME, glove_text
 

@@ -1,19 +1,19 @@
 """Reading and validating the three VG150 annotation files (docs/reference.md#vg150-data).
 
 Everything is read once per file version into flat numpy arrays (one row per object / relation / image);
-the splits (``vg_index``) and samples (``vg``) are views onto these arrays, never per-image copies.
+the splits (``index``) and samples (``dataset``) are views onto these arrays, never per-image copies.
 """
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from functools import lru_cache
 
 import h5py
 import numpy as np
 
-from ..structures.boxes import cxcywh_to_xyxy_truncated
+from ...structures.boxes import cxcywh_to_xyxy_truncated
+from ..files import DataFormatError, file_fingerprint, require_file
 
 BOX_SCALE = 1024
 # VG images whose files are corrupted; SGB drops them from image_data.json before aligning with the h5.
@@ -23,21 +23,6 @@ REQUIRED_H5_DATASETS = (
     "labels", "boxes_1024", "relationships", "predicates", "attributes",
 )
 REQUIRED_DICT_KEYS = ("label_to_idx", "predicate_to_idx", "attribute_to_idx")
-
-
-class DataFormatError(ValueError):
-    """A dataset file that is missing, malformed, or inconsistent with another; the message names the file."""
-
-
-def file_fingerprint(path: str) -> tuple[str, int, int]:
-    """(absolute path, size, mtime_ns): changes whenever the file is replaced or rewritten."""
-    stat = os.stat(path)
-    return os.path.abspath(path), stat.st_size, stat.st_mtime_ns
-
-
-def require_file(path: str, what: str) -> None:
-    if not os.path.isfile(path):
-        raise DataFormatError(f"{what} not found: {path}")
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from typing import Iterator
 
 import numpy as np
 
-from .vg_files import DataFormatError, file_fingerprint, require_file
+from ..files import DataFormatError, file_fingerprint, require_file
 
 RECORD_KEYS = ("img_fn", "img_size", "bbox", "det_labels", "rel")
 BACKGROUND = "__background__"

@@ -1,48 +1,20 @@
 """Split selection and relation filters of SGB's ``load_graphs``, vectorized
 (docs/reference.md#vg150-split-selection, #rebalanced-split).
 
-A split is a ``SplitIndex``: the chosen h5 image rows plus CSR offsets into the flat object arrays and a
-flat array of the relations that survive the filters, in h5 order. Nothing loops over images in Python.
+A split is a ``SplitIndex`` (``rebalance_hca.data.split_index``): the chosen h5 image rows plus CSR offsets
+into the flat object arrays and a flat array of the relations that survive the filters, in h5 order.
+Nothing loops over images in Python.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-from ..structures.boxes import paired_iou_legacy
-from .vg_files import DataFormatError, VGAnnotations
+from ...structures.boxes import paired_iou_legacy
+from ..files import DataFormatError
+from ..split_index import RebalanceSpec, SplitIndex, filtered_split, rebalance_keep
+from .files import VGAnnotations
 
 SPLIT_CODES = {"train": 0, "val": 0, "test": 2}
-
-
-@dataclass(frozen=True)
-class RebalanceSpec:
-    """Stage-2 rebalancing (docs/reference.md#rebalanced-split):
-    the ``top_k`` most frequent predicates keep at most ``max_instances``
-    relation rows each, first come first served in h5 order. ``predicate_order``: predicate ids sorted by
-    the dictionary's ``predicate_count``, most frequent first."""
-
-    predicate_order: tuple[int, ...]
-    top_k: int = 15
-    max_instances: int = 2000
-
-
-@dataclass(frozen=True)
-class SplitIndex:
-    """The images of one split and their surviving relations. I images, R relations.
-
-    image_rows: (I,) int64 h5 image rows, ascending.
-    box_start, box_count: (I,) int64 into the flat object arrays.
-    rel_offsets: (I + 1,) int64 CSR offsets into ``relations``.
-    relations: (R, 3) int64 [subject_local, object_local, predicate], file order within each image.
-    """
-
-    image_rows: np.ndarray
-    box_start: np.ndarray
-    box_count: np.ndarray
-    rel_offsets: np.ndarray
-    relations: np.ndarray
 
 
 def select_split(
@@ -99,23 +71,6 @@ def select_split(
     return index
 
 
-def filtered_split(image_rows: np.ndarray, box_start: np.ndarray, box_count: np.ndarray, rel_image: np.ndarray,
-                   relations: np.ndarray, keep: np.ndarray, drop_images_without_relations: bool) -> SplitIndex:
-    """A ``SplitIndex`` of the relations with ``keep``; images left without any removed when asked.
-
-    image_rows, box_start, box_count: (I,); rel_image: (R,) position of each relation's image (ascending);
-    relations: (R, 3); keep: (R,) bool.
-    """
-    relations, rel_image = relations[keep], rel_image[keep]
-    rel_per_image = np.bincount(rel_image, minlength=len(image_rows))
-    if drop_images_without_relations:
-        kept_images = rel_per_image > 0
-        image_rows, box_start, box_count = image_rows[kept_images], box_start[kept_images], box_count[kept_images]
-        rel_per_image = rel_per_image[kept_images]
-    rel_offsets = np.concatenate([[0], np.cumsum(rel_per_image)]).astype(np.int64)
-    return SplitIndex(image_rows, box_start, box_count, rel_offsets, relations.astype(np.int64))
-
-
 def _relation_rows(ann: VGAnnotations, image_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Flat relation rows of the given images in h5 order: (position of the image, h5 relation row)."""
     first = ann.first_rel[image_rows]
@@ -142,19 +97,3 @@ def _relations_overlap(ann: VGAnnotations, rel_rows: np.ndarray) -> np.ndarray:
     subject_boxes = ann.boxes_1024[ann.relationships[rel_rows, 0]]
     object_boxes = ann.boxes_1024[ann.relationships[rel_rows, 1]]
     return paired_iou_legacy(subject_boxes, object_boxes) > 0.0
-
-
-def rebalance_keep(predicates: np.ndarray, candidates: np.ndarray, spec: RebalanceSpec) -> np.ndarray:
-    """Keep a top-k predicate's row only while fewer than ``max_instances`` earlier rows of it were kept.
-
-    predicates: (R,) in h5 order; candidates: (R,) bool, rows still present. -> (R,) bool.
-    """
-    capped = np.isin(predicates, spec.predicate_order[: spec.top_k]) & candidates
-    keep = np.ones(len(predicates), dtype=bool)
-    rows = np.flatnonzero(capped)
-    order = np.argsort(predicates[rows], kind="stable")
-    sorted_predicates = predicates[rows][order]
-    group_start = np.flatnonzero(np.r_[True, sorted_predicates[1:] != sorted_predicates[:-1]])
-    rank = np.arange(len(rows)) - np.repeat(group_start, np.diff(np.r_[group_start, len(rows)]))
-    keep[rows[order]] = rank < spec.max_instances
-    return keep

@@ -7,17 +7,18 @@ from typing import Callable
 
 import numpy as np
 
-from .vg_files import (
+from ..files import DataFormatError
+from ..resampling import ResamplingOptions
+from ..scene_graph_dataset import SceneGraphDataset, remove_empty_boxes
+from ..split_index import RebalanceSpec, SplitIndex
+from .files import (
     BOX_SCALE,
-    DataFormatError,
     load_annotations,
     load_attributes,
     load_image_info,
     load_vocabulary,
 )
-from .resampling import ResamplingOptions
-from .scene_graph_dataset import SceneGraphDataset, remove_empty_boxes
-from .vg_index import RebalanceSpec, SplitIndex, select_split
+from .index import select_split
 
 __all__ = ["VGDataset", "remove_empty_boxes"]
 

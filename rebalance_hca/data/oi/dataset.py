@@ -7,11 +7,11 @@ from typing import Callable
 
 import numpy as np
 
-from .oi_files import OIAnnotations, check_vocabulary_fits, load_oi_annotations, load_oi_vocabulary
-from .resampling import ResamplingOptions
-from .scene_graph_dataset import NUM_ATTRIBUTE_SLOTS, SceneGraphDataset
-from .vg_files import DataFormatError
-from .vg_index import RebalanceSpec, SplitIndex, filtered_split, rebalance_keep
+from ..files import DataFormatError
+from ..resampling import ResamplingOptions
+from ..scene_graph_dataset import NUM_ATTRIBUTE_SLOTS, SceneGraphDataset
+from ..split_index import RebalanceSpec, SplitIndex, filtered_split, rebalance_keep
+from .files import OIAnnotations, check_vocabulary_fits, load_oi_annotations, load_oi_vocabulary
 
 SPLITS = ("train", "val", "test")
 

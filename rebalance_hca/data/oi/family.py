@@ -1,0 +1,62 @@
+"""Open Images V6 as a dataset family: PySGG's catalog names and processed files, ``OIDataset``, PySGG's
+statistics and PySGG's Open Images evaluation protocol."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from ...evaluation.protocols import OPEN_IMAGES_PROTOCOL
+from ..family import DatasetFamily, DatasetPaths, SplitOptions, TrainVocabulary, prefixed_names
+from ..statistics import FrequencyStatistics
+from .dataset import OIDataset, predicate_counts
+from .files import load_oi_annotations, load_oi_vocabulary
+from .statistics import load_or_compute_oi_statistics
+
+OI_PREFIX = "openimage_v6_"
+OI_FOLDER = os.path.join("openimages", "open_image_v6")
+
+
+@dataclass(frozen=True)
+class OIPaths(DatasetPaths):
+    """Absolute paths of an Open Images V6 entry in PySGG's layout (docs/data.md#open-images-v6)."""
+
+    img_dir: str
+    ann_file: str
+    dict_file: str
+
+
+class OpenImagesV6Family(DatasetFamily):
+    """PySGG's names ``openimage_v6_{train,val,test}``, files under ``<data root>/openimages/open_image_v6/``."""
+
+    name = "Open Images V6"
+    protocol = OPEN_IMAGES_PROTOCOL
+
+    def dataset_names(self) -> tuple[str, ...]:
+        return prefixed_names(OI_PREFIX)
+
+    def paths(self, name: str, data_root: str) -> OIPaths:
+        split = name[len(OI_PREFIX):]
+        folder = os.path.join(data_root, OI_FOLDER)
+        return OIPaths(split=split, img_dir=os.path.join(folder, "images"),
+                       ann_file=os.path.join(folder, "annotations", f"vrd-{split}-anno.json"),
+                       dict_file=os.path.join(folder, "annotations", "categories_dict.json"))
+
+    def train_vocabulary(self, paths: OIPaths) -> TrainVocabulary:
+        """``categories_dict.json``'s names; Open Images has no dictionary counts, so the counts are the train
+        file's relations per predicate, ranked by count (ties by id)."""
+        vocabulary = load_oi_vocabulary(paths.dict_file)
+        counts = predicate_counts(load_oi_annotations(paths.ann_file), len(vocabulary.ind_to_predicates))
+        order = tuple(int(i) + 1 for i in np.argsort(-counts[1:], kind="stable"))
+        return TrainVocabulary(paths.ann_file, vocabulary.ind_to_classes, vocabulary.ind_to_predicates,
+                               counts.astype(np.float64), order)
+
+    def build_dataset(self, cfg, paths: OIPaths, options: SplitOptions) -> OIDataset:
+        return OIDataset(split=paths.split, img_dir=paths.img_dir, ann_file=paths.ann_file,
+                         dict_file=paths.dict_file, filter_empty_rels=options.filter_empty_rels,
+                         filter_duplicate_rels=options.filter_duplicate_rels, rebalance=options.rebalance,
+                         transforms=options.transforms, resampling=options.resampling)
+
+    def statistics(self, cfg, paths: OIPaths, cache_file: str) -> FrequencyStatistics:
+        return load_or_compute_oi_statistics(paths.ann_file, paths.dict_file, cache_file)
