@@ -8,16 +8,17 @@ the same function the way SGB's code does, with the same weights:
 * testing (one eval-mode forward of the same images): SGB tests one image per forward (its decoder asserts a
   single sequence per step), so the reference calls the context once per image with that decoder; ours runs
   the batch at once.
-Training is compared with CONTEXT_DROPOUT_RATE 0 so that both compute exactly the same function; the
+The four timings are taken in interleaved rounds (medians). Training is compared with CONTEXT_DROPOUT_RATE 0 so that both compute exactly the same function; the
 outputs' largest relative difference is printed (float rounding of the split input projection).
 """
 from __future__ import annotations
 
 import argparse
+import statistics
+import time
 import types
 
 import torch
-import torch.nn.functional as F
 
 from rebalance_hca.modeling.relation_head.box_geometry import encode_box_info
 from rebalance_hca.modeling.relation_head.context import ContextInputs, LSTMContext
@@ -38,11 +39,7 @@ def sgb_style_decoder_forward(decoder, sequence, batch_sizes, target_labels=None
         step_input = torch.cat([sequence[rows], previous_embedding[:size]], dim=1)
         state, memory = decoder.highway_step(decoder.input_linearity(step_input), state[:size], memory[:size])
         step_dists = decoder.out_obj(state)
-        if decoder.training:
-            step_labels = target_labels[rows]
-            step_labels = torch.where(step_labels == 0, step_dists[:, 1:].argmax(1) + 1, step_labels)
-        else:
-            step_labels = F.softmax(step_dists, dim=1)[:, 1:].argmax(1) + 1
+        step_labels = decoder.step_labels(step_dists, target_labels[rows] if decoder.training else None)
         dists.append(step_dists)
         labels.append(step_labels)
         previous_embedding = decoder.obj_embed(step_labels + 1)
@@ -80,7 +77,20 @@ def _relative_difference(ours: torch.Tensor, reference: torch.Tensor) -> float:
     return float((ours.double() - reference.double()).abs().max() / reference.double().abs().max())
 
 
-def bench_motifs_context(args: argparse.Namespace, median_seconds, counted_gflop, matmul_gflops) -> dict:
+def interleaved_medians(steps: list, repeat: int) -> list[float]:
+    """Median seconds of each step over ``repeat`` rounds that run every step once, in turn (after one warm-up
+    round), so that a change of the machine's load hits all of them alike."""
+    times = [[] for _ in steps]
+    for round_index in range(repeat + 1):
+        for step, step_times in zip(steps, times):
+            start = time.perf_counter()
+            step()
+            if round_index:
+                step_times.append(time.perf_counter() - start)
+    return [statistics.median(step_times) for step_times in times]
+
+
+def bench_motifs_context(args: argparse.Namespace, counted_gflop, matmul_gflops) -> dict:
     """Timings of ours and the reference (training and testing), their agreement and the matmul peak."""
     num_classes, embed_dim = 151, 200
     torch.manual_seed(0)
@@ -125,10 +135,8 @@ def bench_motifs_context(args: argparse.Namespace, median_seconds, counted_gflop
     }
     peak_before = matmul_gflops(args.repeat)
     gflop = counted_gflop(lambda: train_step(context))
-    seconds = median_seconds(lambda: train_step(context), args.repeat)
-    reference_seconds = median_seconds(lambda: train_step(reference), args.repeat)
-    test_seconds = median_seconds(test_ours, args.repeat)
-    reference_test_seconds = median_seconds(test_reference, args.repeat)
+    seconds, reference_seconds, test_seconds, reference_test_seconds = interleaved_medians(
+        [lambda: train_step(context), lambda: train_step(reference), test_ours, test_reference], args.repeat)
     peak = max(peak_before, matmul_gflops(args.repeat))
     result = {"seconds_per_step": seconds, "gflop": gflop, "achieved_gflops": gflop / seconds,
               "matmul_peak_gflops": peak, "fraction_of_matmul_peak": gflop / seconds / peak,

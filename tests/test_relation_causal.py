@@ -20,7 +20,7 @@ from rebalance_hca.modeling import build_model
 from rebalance_hca.modeling.relation_head.box_geometry import normalized_box_info, pair_box_info
 from rebalance_hca.modeling.relation_head.context import LSTMContext, ObjectContext, VTransEContext
 from rebalance_hca.modeling.relation_head.context.counterfactual import AVERAGE_RATIO
-from rebalance_hca.modeling.relation_head.predictors import PredictorParts, build_predictor
+from rebalance_hca.modeling.relation_head.predictors import PredictorParts, build_predictor, registry
 from rebalance_hca.modeling.relation_head.predictors.causal import CausalAnalysisPredictor
 from rebalance_hca.modeling.relation_head.predictors.rebalance import RebalanceRecipe
 from rebalance_hca.utils.cli import UserInputError
@@ -179,6 +179,13 @@ def _motifs_context(mode: str) -> LSTMContext:
     return context
 
 
+def _motifs_causal_predictor(mode: str, fusion: str, effect: str) -> CausalAnalysisPredictor:
+    return CausalAnalysisPredictor(
+        _motifs_context(mode), HIDDEN_DIM, ROI_DIM, PREDICATES, torch.randn(NUM_CLASSES, NUM_CLASSES, PREDICATES),
+        effect_analysis=True, spatial_for_vision=True, fusion=fusion, effect_type=effect, pairs_by_difference=False,
+        frequency_bias_dropout=0.0, recipe=RebalanceRecipe())
+
+
 def test_motifs_context_keeps_averages_in_training_only():
     context = _motifs_context("predcls").train()
     images = random_images([4, 2], seed=5)
@@ -240,11 +247,7 @@ def test_vtranse_counterfactual_is_the_same_for_every_object():
 
 # ------------------------------------------------------------------- weights without the averages refused
 def test_an_effect_without_trained_averages_is_refused_at_loading_and_at_the_forward():
-    context = _motifs_context("sgcls")
-    predictor = CausalAnalysisPredictor(
-        context, HIDDEN_DIM, ROI_DIM, PREDICATES, torch.randn(NUM_CLASSES, NUM_CLASSES, PREDICATES),
-        effect_analysis=True, spatial_for_vision=True, fusion="sum", effect_type="TDE", pairs_by_difference=False,
-        frequency_bias_dropout=0.0, recipe=RebalanceRecipe()).eval()
+    predictor = _motifs_causal_predictor("sgcls", "sum", "TDE").eval()
     message = ("needs the moving averages .*never trained.*: context.untreated_edg_feat, "
                "context.untreated_dcd_feat, untreated_spt")
     with pytest.raises(ValueError, match=message):
@@ -307,11 +310,7 @@ def test_trains_and_tests_every_effect(tiny_synthvg, tmp_path, mode, layer, fusi
 
 def test_eval_effects_of_an_image_do_not_depend_on_its_batch():
     """Labels identical, logits equal to float rounding (see the Motifs test of the same name)."""
-    context = _motifs_context("sgcls")
-    predictor = CausalAnalysisPredictor(
-        context, HIDDEN_DIM, ROI_DIM, PREDICATES, torch.randn(NUM_CLASSES, NUM_CLASSES, PREDICATES),
-        effect_analysis=True, spatial_for_vision=True, fusion="gate", effect_type="TE", pairs_by_difference=False,
-        frequency_bias_dropout=0.0, recipe=RebalanceRecipe())
+    predictor = _motifs_causal_predictor("sgcls", "gate", "TE")
     with torch.no_grad():
         for name, buffer in predictor.named_buffers():
             if "untreated" in name:
@@ -334,11 +333,7 @@ def test_eval_effects_of_an_image_do_not_depend_on_its_batch():
 
 # ------------------------------------------------------------------------------------ SGB names, options
 def test_from_sgb_state_maps_sgb_names():
-    context = _motifs_context("predcls")
-    predictor = CausalAnalysisPredictor(
-        context, HIDDEN_DIM, ROI_DIM, PREDICATES, torch.randn(NUM_CLASSES, NUM_CLASSES, PREDICATES),
-        effect_analysis=True, spatial_for_vision=True, fusion="gate", effect_type="none", pairs_by_difference=False,
-        frequency_bias_dropout=0.0, recipe=RebalanceRecipe())
+    predictor = _motifs_causal_predictor("predcls", "gate", "none")
     ours = predictor.state_dict()
     sgb = {key.replace("context.", "context_layer.", 1).replace("general_classifier.", ""): value
            for key, value in ours.items()}
@@ -372,3 +367,17 @@ def test_bad_options_are_refused_naming_the_key(overrides, message):
                            confusion_matrix=None, box_channels=64, union_channels=64)
     with pytest.raises(ValueError, match=message):
         build_predictor(_tiny_cfg(*opts), parts)
+
+
+@pytest.mark.parametrize("name, predictor", [("motifs", "MotifPredictor"), ("causal_motifs", "CausalAnalysisPredictor")])
+def test_vg150_configs_carry_sgb_values(name, predictor):
+    cfg = load_config(os.path.join(os.path.dirname(SYNTHETIC_CAUSAL_CONFIG), "..", "vg150",
+                                   f"e2e_relation_X_101_32_8_FPN_1x_{name}.yaml"))
+    head = cfg.MODEL.ROI_RELATION_HEAD
+    assert head.PREDICTOR == predictor and registry.inapplicable_options(cfg, predictor) == []
+    assert (head.CONTEXT_HIDDEN_DIM, head.CONTEXT_POOLING_DIM, head.CONTEXT_OBJ_LAYER, head.CONTEXT_REL_LAYER,
+            head.FREQUENCY_BIAS_DROPOUT, head.LOSS.TYPE, cfg.SOLVER.BASE_LR) == (512, 4096, 1, 1, 0.0,
+                                                                               "CrossEntropy", 0.01)
+    if predictor == "CausalAnalysisPredictor":
+        assert dict(head.CAUSAL) == {"EFFECT_ANALYSIS": True, "SPATIAL_FOR_VISION": True, "SEPARATE_SPATIAL": False,
+                                     "FUSION_TYPE": "sum", "CONTEXT_LAYER": "motifs", "EFFECT_TYPE": "none"}

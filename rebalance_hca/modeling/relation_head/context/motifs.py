@@ -112,8 +112,8 @@ class DecoderRNN(nn.Module):
     In training out is multiplied by one dropout mask per sequence, fixed over the steps, before it becomes
     the next state. dists = out_obj(out). Next label: training the target label (a 0 replaced by the
     argmax of dists over 1..C−1), eval the argmax over 1..C−1 of softmax(dists); "start" at step 0.
-    The input projection of the sequence rows is computed for all steps at once, and that of every label
-    embedding once per call: the same function as SGB's per-step product of the concatenation.
+    The input projection of the sequence rows is computed for all steps at once, and only the label
+    embedding's part at each step: the same function as SGB's per-step product of the concatenation.
     """
 
     def __init__(self, label_vectors: Tensor, input_dim: int, hidden_dim: int, dropout: float) -> None:
@@ -142,6 +142,13 @@ class DecoderRNN(nn.Module):
         highway_gate = torch.sigmoid(x[4] + s[4])
         return highway_gate * output + (1 - highway_gate) * x[5], memory
 
+    def step_labels(self, step_dists: Tensor, step_targets: Tensor | None) -> Tensor:
+        """The labels one step passes on, (M,) int64 from its dists (M, C): training the targets (M,) with 0
+        replaced by the foreground argmax of the dists, eval the foreground argmax of their softmax."""
+        if self.training:
+            return torch.where(step_targets == 0, step_dists[:, 1:].argmax(1) + 1, step_targets)
+        return F.softmax(step_dists, dim=1)[:, 1:].argmax(1) + 1
+
     def forward(self, sequence: Tensor, batch_sizes: Tensor, target_labels: Tensor | None = None
                 ) -> tuple[Tensor, Tensor]:
         """sequence (N, input_dim) in packed time-major order with batch_sizes (T,); target_labels (N,) in the
@@ -150,10 +157,11 @@ class DecoderRNN(nn.Module):
         if self.training and target_labels is None:
             raise ValueError("the Motifs decoder needs the objects' target labels in training")
         weight = self.input_linearity.weight
-        sequence_projection = F.linear(sequence, weight[:, :self.input_dim])
-        label_projection = F.linear(self.obj_embed.weight, weight[:, self.input_dim:], self.input_linearity.bias)
-        num_sequences = int(batch_sizes[0]) if len(batch_sizes) else 0
-        state = sequence_projection.new_zeros(num_sequences, self.hidden_dim)
+        step_sizes = batch_sizes.tolist()
+        sequence_steps = F.linear(sequence, weight[:, :self.input_dim], self.input_linearity.bias).split(step_sizes)
+        label_weight = weight[:, self.input_dim:]
+        num_sequences = step_sizes[0] if step_sizes else 0
+        state = sequence.new_zeros(num_sequences, self.hidden_dim)
         memory = torch.zeros_like(state)
         previous = torch.zeros(num_sequences, dtype=torch.int64, device=sequence.device)
         mask = None
@@ -161,19 +169,15 @@ class DecoderRNN(nn.Module):
             keep = torch.rand(num_sequences, self.hidden_dim) > self.dropout
             mask = keep.float().div(1.0 - self.dropout).to(sequence.device)
         dists, labels, start = [], [], 0
-        for size in batch_sizes.tolist():
+        for size, sequence_projection in zip(step_sizes, sequence_steps):
             rows = slice(start, start + size)
             start += size
-            projected = sequence_projection[rows] + label_projection[previous[:size]]
+            projected = sequence_projection + F.linear(self.obj_embed(previous[:size]), label_weight)
             state, memory = self.highway_step(projected, state[:size], memory[:size])
             if mask is not None:
                 state = state * mask[:size]
             step_dists = self.out_obj(state)
-            if self.training:
-                step_labels = target_labels[rows]
-                step_labels = torch.where(step_labels == 0, step_dists[:, 1:].argmax(1) + 1, step_labels)
-            else:
-                step_labels = F.softmax(step_dists, dim=1)[:, 1:].argmax(1) + 1
+            step_labels = self.step_labels(step_dists, target_labels[rows] if self.training else None)
             dists.append(step_dists)
             labels.append(step_labels)
             previous = step_labels + 1
