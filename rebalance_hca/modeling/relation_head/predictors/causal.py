@@ -67,6 +67,7 @@ class CausalContextLayer:
 
 
 def vtranse_context(cfg, parts: PredictorParts, effect_analysis: bool) -> VTransEContext:
+    """SGB's VTransEFeature of CONTEXT_HIDDEN_DIM."""
     return VTransEContext(parts.object_vectors, parts.box_channels, cfg.MODEL.ROI_RELATION_HEAD.CONTEXT_HIDDEN_DIM,
                           effect_analysis)
 
