@@ -7,25 +7,31 @@ from rebalance_hca.config import load_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SYNTHETIC_HCA_CONFIG = os.path.join(ROOT, "configs", "synthetic", "relation_HCA_R18_FPN.yaml")
+SYNTHETIC_MOTIFS_CONFIG = os.path.join(ROOT, "configs", "synthetic", "relation_Motifs_R18_FPN.yaml")
+SYNTHETIC_CAUSAL_CONFIG = os.path.join(ROOT, "configs", "synthetic", "relation_Causal_Motifs_R18_FPN.yaml")
 MODE_FLAGS = {"predcls": ("True", "True"), "sgcls": ("True", "False"), "sgdet": ("False", "False")}
 
-# The synthetic HCA config shrunk further: small detector heads and a small context.
-TINY_RELATION_OPTS = [
+# The synthetic configs shrunk further: small detector heads and a small context (any predictor).
+TINY_MODEL_OPTS = [
     "MODEL.RESNETS.BACKBONE_OUT_CHANNELS", "32",
     "MODEL.RPN.RPN_MID_CHANNEL", "32",
     "MODEL.ROI_BOX_HEAD.MLP_HEAD_DIM", "64",
     "MODEL.ROI_RELATION_HEAD.CONTEXT_HIDDEN_DIM", "32",
     "MODEL.ROI_RELATION_HEAD.CONTEXT_POOLING_DIM", "64",
     "MODEL.ROI_RELATION_HEAD.BATCH_SIZE_PER_IMAGE", "64",
-    "MODEL.ROI_RELATION_HEAD.TRANSFORMER.NUM_HEAD", "2",
-    "MODEL.ROI_RELATION_HEAD.TRANSFORMER.KEY_DIM", "16",
-    "MODEL.ROI_RELATION_HEAD.TRANSFORMER.VAL_DIM", "16",
-    "MODEL.ROI_RELATION_HEAD.TRANSFORMER.INNER_DIM", "64",
     "MODEL.ROI_HEADS.DETECTIONS_PER_IMG", "12",
     "DATASETS.NUM_VAL_IM", "10",
     "DATALOADER.NUM_WORKERS", "0",
     "SOLVER.IMS_PER_BATCH", "4",
     "TEST.IMS_PER_BATCH", "4",
+]
+# ... and, for the attention contexts of the synthetic HCA config, small attention cells.
+TINY_RELATION_OPTS = [
+    *TINY_MODEL_OPTS,
+    "MODEL.ROI_RELATION_HEAD.TRANSFORMER.NUM_HEAD", "2",
+    "MODEL.ROI_RELATION_HEAD.TRANSFORMER.KEY_DIM", "16",
+    "MODEL.ROI_RELATION_HEAD.TRANSFORMER.VAL_DIM", "16",
+    "MODEL.ROI_RELATION_HEAD.TRANSFORMER.INNER_DIM", "64",
 ]
 
 
@@ -35,8 +41,18 @@ def mode_opts(mode: str) -> list[str]:
             use_gt_label]
 
 
+def _tiny_config(config_file: str, tiny_opts: list[str], data_dir: str, output_dir: str, mode: str, extra):
+    return load_config(config_file, [
+        *tiny_opts, "DATASETS.DATA_DIR", data_dir, "GLOVE_DIR", os.path.join(data_dir, "vg"),
+        "OUTPUT_DIR", output_dir, *mode_opts(mode), *extra])
+
+
 def tiny_relation_config(data_dir: str, output_dir: str, mode: str = "predcls", *extra: str):
     """A frozen tiny relation config on the SynthVG at ``data_dir`` (its ``vg`` folder holds GloVe)."""
-    return load_config(SYNTHETIC_HCA_CONFIG, [
-        *TINY_RELATION_OPTS, "DATASETS.DATA_DIR", data_dir, "GLOVE_DIR", os.path.join(data_dir, "vg"),
-        "OUTPUT_DIR", output_dir, *mode_opts(mode), *extra])
+    return _tiny_config(SYNTHETIC_HCA_CONFIG, TINY_RELATION_OPTS, data_dir, output_dir, mode, extra)
+
+
+def tiny_synthetic_config(config_file: str, data_dir: str, output_dir: str, mode: str = "predcls", *extra: str):
+    """A frozen tiny config from a synthetic config without attention cells (SYNTHETIC_MOTIFS_CONFIG,
+    SYNTHETIC_CAUSAL_CONFIG) on the SynthVG at ``data_dir``."""
+    return _tiny_config(config_file, TINY_MODEL_OPTS, data_dir, output_dir, mode, extra)

@@ -6,6 +6,8 @@
 (docs/reference.md#union-features step 3).
 * ``box_iou_legacy``: pairwise IoU with SGB's +1 pixel convention (``boxlist_iou``), the torch twin of
   :func:`rebalance_hca.structures.boxes.box_iou_legacy`, used by the SGDet pair sampler.
+* ``normalized_box_info``, ``pair_box_info``: the 8-d box and 32-d pair geometry of SGB's causal TDE
+  predictor (docs/reference.md#causal-tde).
 """
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ from rebalance_hca.structures.boxes import scale_xyxy
 
 RECT_SIZE = 27
 """SGB's mask side: 4 * POOLER_RESOLUTION - 1 = 4 * 7 - 1."""
+GEOMETRY_SCALE_FLOOR = 100
+"""The TDE geometry divides by max(W, H, 100) (SGB's ``get_box_info``)."""
 
 
 def encode_box_info(boxes: Tensor, image_size: tuple[int, int]) -> Tensor:
@@ -79,3 +83,34 @@ def box_iou_legacy(boxes_a: Tensor, boxes_b: Tensor) -> Tensor:
     area_a = (boxes_a[:, 2] - boxes_a[:, 0] + 1.0) * (boxes_a[:, 3] - boxes_a[:, 1] + 1.0)
     area_b = (boxes_b[:, 2] - boxes_b[:, 0] + 1.0) * (boxes_b[:, 3] - boxes_b[:, 1] + 1.0)
     return inter / (area_a[:, None] + area_b[None, :] - inter)
+
+
+def _corner_box_info(corners: Tensor) -> Tensor:
+    """(M, 4) xyxy -> (M, 8) (x1, y1, x2, y2, cx, cy, w, h) with w = x2 - x1 + 1, cx = x1 + w/2 in the
+    corners' own units (SGB's ``get_box_info`` without normalisation)."""
+    wh = corners[:, 2:] - corners[:, :2] + 1.0
+    return torch.cat([corners, corners[:, :2] + 0.5 * wh, wh], dim=1)
+
+
+def normalized_box_info(boxes: Tensor, image_size: tuple[int, int]) -> Tensor:
+    """The 8-d box code of the TDE geometry for one image: (x1, y1, x2, y2, cx, cy, w, h) with pixel
+    w = x2 - x1 + 1, cx = x1 + w/2, all divided by max(W, H, 100). boxes (N, 4) xyxy in the image of
+    ``image_size`` = (height H, width W) -> (N, 8)."""
+    height, width = image_size
+    return _corner_box_info(boxes) / float(max(width, height, GEOMETRY_SCALE_FLOOR))
+
+
+def pair_box_info(subject_info: Tensor, object_info: Tensor) -> Tensor:
+    """SGB's 32-d pair geometry (``get_box_pair_info``): subject and object 8-d codes (R, 8) of
+    ``normalized_box_info`` -> (R, 32) [subject, object, union, intersection]. The union and intersection
+    boxes are taken on the normalised corners and coded by ``_corner_box_info`` there, so their widths add
+    1.0 in normalised units (SGB's quirk, kept); the intersection code is all zeros when x2 < x1 or y2 < y1
+    (strictly: touching boxes keep their degenerate intersection)."""
+    subject_corners, object_corners = subject_info[:, :4], object_info[:, :4]
+    union = torch.cat([torch.minimum(subject_corners[:, :2], object_corners[:, :2]),
+                       torch.maximum(subject_corners[:, 2:], object_corners[:, 2:])], dim=1)
+    intersection = torch.cat([torch.maximum(subject_corners[:, :2], object_corners[:, :2]),
+                              torch.minimum(subject_corners[:, 2:], object_corners[:, 2:])], dim=1)
+    empty = (intersection[:, 2] < intersection[:, 0]) | (intersection[:, 3] < intersection[:, 1])
+    intersection_info = _corner_box_info(intersection).masked_fill(empty[:, None], 0.0)
+    return torch.cat([subject_info, object_info, _corner_box_info(union), intersection_info], dim=1)

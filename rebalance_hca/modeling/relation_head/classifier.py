@@ -6,6 +6,8 @@ The frequency bias is a trainable table initialised with the training statistics
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -17,6 +19,30 @@ def xavier_linear(in_features: int, out_features: int) -> nn.Linear:
     nn.init.xavier_normal_(layer.weight)
     nn.init.zeros_(layer.bias)
     return layer
+
+
+def kaiming_fc(in_features: int, out_features: int) -> nn.Linear:
+    """Linear layer with Kaiming-uniform (a = 1) weight and zero bias (SGB's ``make_fc``)."""
+    layer = nn.Linear(in_features, out_features)
+    nn.init.kaiming_uniform_(layer.weight, a=1)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+def post_embedding(hidden_dim: int, out_features: int) -> nn.Linear:
+    """SGB's ``post_emb``: Linear(hidden_dim, out_features) with weight N(0, 10 / sqrt(hidden_dim)), bias 0;
+    the first half of its output is an object's head (subject) vector, the second half its tail vector."""
+    layer = nn.Linear(hidden_dim, out_features)
+    nn.init.normal_(layer.weight, 0.0, 10.0 / math.sqrt(hidden_dim))
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+def head_tail_pairs(edge_representation: Tensor, pairs: Tensor) -> Tensor:
+    """edge_representation (N, 2h) = post_emb(edge context), pairs (R, 2) flat object indices (subject,
+    object) -> (R, 2h) [head_s ; tail_o]."""
+    head, tail = edge_representation.chunk(2, dim=1)
+    return torch.cat([head[pairs[:, 0]], tail[pairs[:, 1]]], dim=1)
 
 
 class FrequencyBias(nn.Module):

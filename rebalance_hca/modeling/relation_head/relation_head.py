@@ -141,6 +141,8 @@ class RelationHead(nn.Module):
             boxes_per_cls=_cat_optional([o.boxes_per_cls for o in objects]) if self.mode == "sgdet" else None,
             boxes=torch.cat(boxes),
             image_sizes=[tuple(size) for size in image_sizes],
+            target_labels=(torch.cat([image.labels for image in objects])
+                           if self.training and self.mode != "predcls" else None),
         )
         return self.predictor.object_context(inputs)
 

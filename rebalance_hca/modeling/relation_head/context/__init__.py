@@ -2,7 +2,9 @@
 from .attention import AttentionCell, AttentionOptions, FeedForward, MultiHeadAttention, PaddedLayout
 from .hybrid_co_attention import HybridCoAttentionContext
 from .base import ContextInputs, ObjectContext
+from .motifs import LSTMContext
 from .transformer import TransformerContext
+from .vtranse import VTransEContext
 
-__all__ = ["AttentionCell", "AttentionOptions", "ContextInputs", "FeedForward", "HybridCoAttentionContext", "MultiHeadAttention",
-           "ObjectContext", "PaddedLayout", "TransformerContext"]
+__all__ = ["AttentionCell", "AttentionOptions", "ContextInputs", "FeedForward", "HybridCoAttentionContext", "LSTMContext",
+           "MultiHeadAttention", "ObjectContext", "PaddedLayout", "TransformerContext", "VTransEContext"]

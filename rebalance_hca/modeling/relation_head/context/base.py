@@ -22,6 +22,9 @@ class ContextInputs:
     boxes_per_cls: (N, C, 4) every class's regressed box in SGDet, else None (used by SGDet test decoding).
     boxes: (N, 4) xyxy boxes in the detector's input frame (resized-image pixels).
     image_sizes: (height, width) of each of the B images in that frame.
+    target_labels: (N,) int64 the objects' training targets in SGCls and SGDet (the GT label; SGDet: the
+    matched GT's label, 0 for none), given in training only, for decoders trained with teacher forcing
+    (SGB's Motifs); None otherwise.
     The relation head always gives ``boxes`` and ``image_sizes``; they default to None only so that a
     context that needs neither can be called alone (tests, benchmarks).
     """
@@ -34,6 +37,7 @@ class ContextInputs:
     boxes_per_cls: Tensor | None = None
     boxes: Tensor | None = None
     image_sizes: list[tuple[int, int]] | None = None
+    target_labels: Tensor | None = None
 
 
 @dataclass

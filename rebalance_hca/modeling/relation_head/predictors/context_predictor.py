@@ -12,12 +12,9 @@ stage 2 (WITH_CLEAN_CLASSIFIER), and at test time the transfer map (WITH_TRANSFE
 """
 from __future__ import annotations
 
-import math
-
-import torch
 from torch import Tensor, nn
 
-from ..classifier import PairClassifier, xavier_linear
+from ..classifier import PairClassifier, head_tail_pairs, post_embedding, xavier_linear
 from ..context import AttentionOptions, ContextInputs, HybridCoAttentionContext, ObjectContext, TransformerContext
 from .rebalance import REBALANCE_KEYS, RebalancedPredictor, RebalanceRecipe, build_rebalance_recipe
 from .registry import PredictorParts, register_predictor
@@ -41,9 +38,7 @@ class ContextPredictor(RebalancedPredictor):
         super().__init__()
         self.context = context
         self.hidden_dim = hidden_dim
-        self.post_emb = nn.Linear(hidden_dim, 2 * hidden_dim)
-        nn.init.normal_(self.post_emb.weight, 0.0, 10.0 / math.sqrt(hidden_dim))
-        nn.init.zeros_(self.post_emb.bias)
+        self.post_emb = post_embedding(hidden_dim, 2 * hidden_dim)
         self.post_cat = xavier_linear(2 * hidden_dim, pooling_dim)
         self.up_dim = xavier_linear(union_channels, pooling_dim) if union_channels != pooling_dim else None
         classifier_options = dict(pooling_dim=pooling_dim, pair_dim=2 * hidden_dim, num_predicates=num_predicates,
@@ -55,8 +50,7 @@ class ContextPredictor(RebalancedPredictor):
 
     def pair_representation(self, edge_context: Tensor, pairs: Tensor) -> Tensor:
         """edge_context (N, d), pairs (R, 2) flat object indices -> pair_rep (R, 2d)."""
-        head, tail = self.post_emb(edge_context).split(self.hidden_dim, dim=1)
-        return torch.cat([head[pairs[:, 0]], tail[pairs[:, 1]]], dim=1)
+        return head_tail_pairs(self.post_emb(edge_context), pairs)
 
     def relation_logits(self, context: ObjectContext, pairs: Tensor, union_features: Tensor) -> Tensor:
         """(R, P) training-time logits of the pairs (R, 2) with union features (R, D)."""

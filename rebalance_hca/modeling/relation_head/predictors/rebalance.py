@@ -73,11 +73,15 @@ class RebalancedPredictor(RelationPredictor):
         self.clean_classifier = make_classifier() if recipe.with_clean_classifier else None
         self.register_buffer("transfer", recipe.transfer, persistent=False)
 
+    @property
+    def active_classifier(self) -> nn.Module:
+        """The classifier head in use: the clean one when it exists (stage 2), else the general one."""
+        return self.clean_classifier if self.clean_classifier is not None else self.general_classifier
+
     def classify(self, *inputs: Tensor) -> Tensor:
-        """(R, P) logits of the active classifier head on ``inputs``: the clean one when it exists (stage 2),
-        else the general one. In stage 2 the general classifier is loaded but not evaluated."""
-        classifier = self.clean_classifier if self.clean_classifier is not None else self.general_classifier
-        return classifier(*inputs)
+        """(R, P) logits of the active classifier head on ``inputs``. In stage 2 the general classifier is
+        loaded but not evaluated."""
+        return self.active_classifier(*inputs)
 
     def transfer_logits(self, logits: Tensor) -> Tensor:
         """(R, P) -> (R, P): logits @ Aᵀ with the transfer map A, or ``logits`` when there is none."""

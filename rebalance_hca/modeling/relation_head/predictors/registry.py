@@ -49,6 +49,8 @@ PREDICTOR_OPTION_KEYS = (
     "WITH_CLEAN_CLASSIFIER", "WITH_TRANSFER_CLASSIFIER", "TRANSFER_MATRIX",
     "TRANSFORMER.DROPOUT_RATE", "TRANSFORMER.OBJ_LAYER", "TRANSFORMER.REL_LAYER", "TRANSFORMER.NUM_HEAD",
     "TRANSFORMER.INNER_DIM", "TRANSFORMER.KEY_DIM", "TRANSFORMER.VAL_DIM",
+    "CAUSAL.EFFECT_ANALYSIS", "CAUSAL.SPATIAL_FOR_VISION", "CAUSAL.SEPARATE_SPATIAL", "CAUSAL.FUSION_TYPE",
+    "CAUSAL.CONTEXT_LAYER", "CAUSAL.EFFECT_TYPE",
 )
 """The MODEL.ROI_RELATION_HEAD keys that configure a predictor (not the head, sampler, loss or data): each
 registered predictor reads or ignores some of them, and a non-default value of any other is refused."""
@@ -64,6 +66,9 @@ class PredictorParts:
     fg_counts: (C, C, P) int64 relation counts of the training statistics (column 0 unused).
     confusion_matrix: (P, P) predicate confusion counts, or None. box_channels: D of the box features;
     union_channels: D of the union features.
+    decoder_vectors: () -> (C + 1, EMBED_DIM) word vectors of "start" followed by the object classes, for
+    the label decoders' own tables (each call a fresh random draw for names without a vector); None when
+    the caller has no word vectors to give.
     """
 
     mode: str
@@ -73,6 +78,7 @@ class PredictorParts:
     confusion_matrix: np.ndarray | None
     box_channels: int
     union_channels: int
+    decoder_vectors: Callable[[], Tensor] | None = None
 
 
 PredictorBuilder = Callable[..., RelationPredictor]
@@ -121,14 +127,24 @@ def _option_value(node, key: str):
     return node
 
 
+def non_default_options(cfg, keys: Iterable[str]) -> list[str]:
+    """Those of ``keys`` (relative to MODEL.ROI_RELATION_HEAD) whose value in ``cfg`` differs from the
+    default, in the order given."""
+    head, default = cfg.MODEL.ROI_RELATION_HEAD, get_cfg_defaults().MODEL.ROI_RELATION_HEAD
+    return [key for key in keys if _option_value(head, key) != _option_value(default, key)]
+
+
+def option_settings(cfg, keys: Iterable[str]) -> str:
+    """"MODEL.ROI_RELATION_HEAD.KEY = value, ..." of ``keys`` in ``cfg``, for error messages."""
+    return ", ".join(f"{HEAD_KEY}.{key} = {_option_value(cfg.MODEL.ROI_RELATION_HEAD, key)!r}" for key in keys)
+
+
 def inapplicable_options(cfg, name: str) -> list[str]:
     """The option keys (relative to MODEL.ROI_RELATION_HEAD) set to a non-default value in ``cfg`` that the
     registered predictor ``name`` neither reads nor ignores, in ``PREDICTOR_OPTION_KEYS`` order."""
     entry = _REGISTRY[name]
-    head, default = cfg.MODEL.ROI_RELATION_HEAD, get_cfg_defaults().MODEL.ROI_RELATION_HEAD
-    return [key for key in PREDICTOR_OPTION_KEYS
-            if key not in entry.reads and key not in entry.ignores
-            and _option_value(head, key) != _option_value(default, key)]
+    return non_default_options(cfg, [key for key in PREDICTOR_OPTION_KEYS
+                                      if key not in entry.reads and key not in entry.ignores])
 
 
 def build_predictor(cfg, parts: PredictorParts) -> RelationPredictor:
@@ -141,8 +157,6 @@ def build_predictor(cfg, parts: PredictorParts) -> RelationPredictor:
                          f"{', '.join(predictor_names())}")
     refused = inapplicable_options(cfg, name)
     if refused:
-        settings = ", ".join(f"{HEAD_KEY}.{key} = {_option_value(cfg.MODEL.ROI_RELATION_HEAD, key)!r}"
-                             for key in refused)
-        raise ValueError(f"{settings}: not an option of {PREDICTOR_KEY} {name!r} (it reads "
+        raise ValueError(f"{option_settings(cfg, refused)}: not an option of {PREDICTOR_KEY} {name!r} (it reads "
                          f"{', '.join(sorted(_REGISTRY[name].reads)) or 'none of them'}); leave the default")
     return _REGISTRY[name].builder(cfg, parts)

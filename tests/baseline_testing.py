@@ -1,0 +1,49 @@
+"""Shared helpers of the SGB-baseline predictor tests: random objects of a few images as ContextInputs."""
+from __future__ import annotations
+
+import torch
+
+from rebalance_hca.modeling.relation_head.box_geometry import encode_box_info
+from rebalance_hca.modeling.relation_head.context import ContextInputs
+
+NUM_CLASSES, EMBED_DIM, ROI_DIM, HIDDEN_DIM = 9, 6, 20, 8
+
+
+def random_images(counts: list[int], seed: int = 0, sizes: list[tuple[int, int]] | None = None) -> list[dict]:
+    """Per image: boxes (n, 4) inside its size, GT labels, detector logits, roi features, per-class boxes."""
+    generator = torch.Generator().manual_seed(seed)
+    sizes = sizes or [(300 + 20 * index, 400 - 30 * index) for index in range(len(counts))]
+    images = []
+    for count, (height, width) in zip(counts, sizes):
+        corner = torch.rand(count, 2, generator=generator) * torch.tensor([width * 0.6, height * 0.6])
+        boxes = torch.cat([corner, corner + 10 + torch.rand(count, 2, generator=generator) * 80], dim=1)
+        per_class = boxes[:, None, :] + torch.randn(count, NUM_CLASSES, 4, generator=generator)
+        images.append(dict(boxes=boxes, size=(height, width), labels=torch.randint(1, NUM_CLASSES, (count,),
+                                                                                   generator=generator),
+                           logits=torch.randn(count, NUM_CLASSES, generator=generator) * 2,
+                           roi=torch.randn(count, ROI_DIM, generator=generator), per_class=per_class))
+    return images
+
+
+def context_inputs(images: list[dict], mode: str, training: bool = False) -> ContextInputs:
+    """The ContextInputs the relation head would give for ``images`` in ``mode``."""
+    def cat(name):
+        return torch.cat([image[name] for image in images])
+
+    return ContextInputs(
+        roi_features=cat("roi"), box_info=torch.cat([encode_box_info(i["boxes"], i["size"]) for i in images]),
+        num_objects=[len(image["boxes"]) for image in images], labels=cat("labels") if mode == "predcls" else None,
+        detector_logits=None if mode == "predcls" else cat("logits"),
+        boxes_per_cls=cat("per_class") if mode == "sgdet" else None, boxes=cat("boxes"),
+        image_sizes=[image["size"] for image in images],
+        target_labels=cat("labels") if training and mode != "predcls" else None)
+
+
+def all_pairs(counts: list[int]) -> torch.Tensor:
+    """(ΣN_b(N_b − 1), 2) every ordered pair of each image, as flat indices."""
+    pairs, offset = [], 0
+    for count in counts:
+        grid = torch.cartesian_prod(torch.arange(count), torch.arange(count))
+        pairs.append(grid[grid[:, 0] != grid[:, 1]] + offset)
+        offset += count
+    return torch.cat(pairs)
