@@ -3,6 +3,8 @@
     .venv/bin/python benchmarks/bench_relation_head.py --part context --images 8 --objects 25 --hidden 768 \
         --in-channels 4096 --obj-layers 4 --rel-layers 2 --repeat 5
     .venv/bin/python benchmarks/bench_relation_head.py --part step ...   (same arguments)
+    .venv/bin/python benchmarks/bench_relation_head.py --part context --context vctree --mode predcls --images 8 \
+        --objects 25 --hidden 512 --in-channels 4096 --obj-layers 1 --rel-layers 1 --repeat 5
 
 --part context: the hybrid co-attention context alone, one train-mode forward + backward (PredCls inputs,
 random weights). It is timed batched (this project: padded images, one attention call per cell) and
@@ -12,6 +14,8 @@ the fraction of the matmul peak each reaches is comparable however loaded the ma
 --part step: one PredCls training step of the whole relation head (box features, union features with
 --pairs-per-image sampled pairs, context, classifier, reweighting loss, backward) on random FPN features of
 a 600x1000 image, with the share of each part (each part's forward + backward timed on its own).
+--context vctree: SGB's VCTree context instead of HCA, in --mode, level-batched beside SGB's way of computing
+it, one image and one tree node at a time (benchmarks/context_vctree.py), training and testing.
 The last line printed is one JSON object: seconds_per_step (median), peak_rss_mb, gflop,
 fraction_of_matmul_peak (and, for context, the per-image figures).
 """
@@ -43,6 +47,9 @@ MATMUL_SIZE = 2048
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--part", choices=("context", "step"), default="context")
+    parser.add_argument("--context", choices=("hca", "vctree"), default="hca")
+    parser.add_argument("--mode", choices=("predcls", "sgcls", "sgdet"), default="sgcls",
+                        help="the relation mode of --context vctree")
     parser.add_argument("--images", type=int, default=8)
     parser.add_argument("--objects", type=int, default=25)
     parser.add_argument("--hidden", type=int, default=768)
@@ -206,8 +213,15 @@ def bench_step(args: argparse.Namespace) -> dict:
 
 def main() -> None:
     args = parse_args()
-    result = bench_context(args) if args.part == "context" else bench_step(args)
-    result.update(part=args.part, peak_rss_mb=peak_rss_mb(), threads=torch.get_num_threads(),
+    if args.part == "step":
+        result = bench_step(args)
+    elif args.context == "vctree":
+        from context_vctree import bench_vctree_context
+
+        result = bench_vctree_context(args, median_seconds, counted_gflop, matmul_gflops)
+    else:
+        result = bench_context(args)
+    result.update(part=args.part, context=args.context, peak_rss_mb=peak_rss_mb(), threads=torch.get_num_threads(),
                   machine=f"{platform.machine()} {os.cpu_count()} cores", torch=torch.__version__)
     print(json.dumps(result))
 

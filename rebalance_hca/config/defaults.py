@@ -158,6 +158,21 @@ _C.MODEL.ROI_RELATION_HEAD.TRANSFORMER.INNER_DIM = 2048
 _C.MODEL.ROI_RELATION_HEAD.TRANSFORMER.KEY_DIM = 64
 _C.MODEL.ROI_RELATION_HEAD.TRANSFORMER.VAL_DIM = 64
 
+# SGB's causal TDE predictor (CausalAnalysisPredictor; docs/relation_head.md#causal-tde), SGB's keys and defaults.
+_C.MODEL.ROI_RELATION_HEAD.CAUSAL = CN()
+# Keep the untreated moving averages in training and run the counterfactual pass at test time.
+_C.MODEL.ROI_RELATION_HEAD.CAUSAL.EFFECT_ANALYSIS = False
+# Multiply the pair context by an embedding of the 32-d pair geometry.
+_C.MODEL.ROI_RELATION_HEAD.CAUSAL.SPATIAL_FOR_VISION = False
+# SGB's separate spatial branch of the union features; True is refused (not in this union extractor).
+_C.MODEL.ROI_RELATION_HEAD.CAUSAL.SEPARATE_SPATIAL = False
+# "sum" or "gate": how the visual, context and frequency logits combine.
+_C.MODEL.ROI_RELATION_HEAD.CAUSAL.FUSION_TYPE = "sum"
+# "motifs" or "vtranse": the context the predictor runs on.
+_C.MODEL.ROI_RELATION_HEAD.CAUSAL.CONTEXT_LAYER = "motifs"
+# "none" (factual logits), "TDE", "NIE" or "TE": the test-time logits (training always uses the factual ones).
+_C.MODEL.ROI_RELATION_HEAD.CAUSAL.EFFECT_TYPE = "none"
+
 # Stage-2 rebalanced train split (docs/reference.md#rebalanced-split; ours as keys: RB hard-codes top 15 and cap 2000).
 _C.MODEL.ROI_RELATION_HEAD.REBALANCE = CN()
 _C.MODEL.ROI_RELATION_HEAD.REBALANCE.TOP_K_PREDICATES = 15

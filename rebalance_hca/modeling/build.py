@@ -41,7 +41,8 @@ def build_model(cfg) -> SceneGraphModel:
     """Detector (MODEL.PRETRAINED_DETECTOR_CKPT loaded when set, then frozen) + relation head.
 
     The relation head's box and union extractors start as copies of the detector's box head, the frequency
-    bias from the training statistics (cached in OUTPUT_DIR), the label embeddings from GloVe (GLOVE_DIR),
+    bias from the training statistics (cached in OUTPUT_DIR), the label embeddings from GloVe (GLOVE_DIR; a
+    label decoder's "start" + classes table only when its predictor asks for it),
     and the loss / transfer classifier read MODEL.ROI_RELATION_HEAD.CONFUSION_MATRIX when it is set. The
     model is on the CPU. Stage-2 loading and freezing are ``rebalance_hca.engine.stages``'.
     """
@@ -62,5 +63,6 @@ def build_model(cfg) -> SceneGraphModel:
         pred_dist=torch.from_numpy(statistics.pred_dist),
         fg_counts=statistics.fg_matrix,
         confusion_matrix=confusion,
-        predicate_counts=vocabulary.predicate_counts)
+        predicate_counts=vocabulary.predicate_counts,
+        decoder_vectors=lambda: get_glove_embeddings(cfg, ["start", *vocabulary.ind_to_classes]))
     return SceneGraphModel(detector, relation_head, mode)

@@ -1,8 +1,10 @@
 """Where the config meets the relation head: sampler, feature extractors, predictor and loss."""
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
-from torch import nn
+from torch import Tensor, nn
 
 from ..detector import SceneGraphDetector
 from .features import BoxFeatureExtractor, UnionFeatureExtractor
@@ -50,11 +52,12 @@ def build_pair_sampler(cfg) -> RelationPairSampler:
 
 
 def build_relation_head(cfg, detector: SceneGraphDetector, mode: str, object_vectors, pred_dist, fg_counts,
-                        confusion_matrix: np.ndarray | None, predicate_counts: np.ndarray) -> RelationHead:
+                        confusion_matrix: np.ndarray | None, predicate_counts: np.ndarray,
+                        decoder_vectors: Callable[[], Tensor] | None = None) -> RelationHead:
     """The relation head on top of ``detector`` (whose box head is copied, so load its weights first).
 
-    object_vectors (C, EMBED_DIM), pred_dist (C, C, P), fg_counts (C, C, P): see ``PredictorParts``;
-    predicate_counts (P,): training counts for the class-balanced loss.
+    object_vectors (C, EMBED_DIM), pred_dist (C, C, P), fg_counts (C, C, P), decoder_vectors: see
+    ``PredictorParts``; predicate_counts (P,): training counts for the class-balanced loss.
     """
     roi_heads = detector.roi_heads
     if cfg.TEST.RELATION.REQUIRE_OVERLAP:
@@ -66,7 +69,7 @@ def build_relation_head(cfg, detector: SceneGraphDetector, mode: str, object_vec
     box_features = BoxFeatureExtractor(roi_heads.box_roi_pool, roi_heads.box_head)
     parts = PredictorParts(mode=mode, object_vectors=object_vectors, pred_dist=pred_dist, fg_counts=fg_counts,
                            confusion_matrix=confusion_matrix, box_channels=box_features.out_channels,
-                           union_channels=box_features.out_channels)
+                           union_channels=box_features.out_channels, decoder_vectors=decoder_vectors)
     predictor = build_predictor(cfg, parts)
     union_features = None
     if predictor.uses_union_features:

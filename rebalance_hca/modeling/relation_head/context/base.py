@@ -22,6 +22,9 @@ class ContextInputs:
     boxes_per_cls: (N, C, 4) every class's regressed box in SGDet, else None (used by SGDet test decoding).
     boxes: (N, 4) xyxy boxes in the detector's input frame (resized-image pixels).
     image_sizes: (height, width) of each of the B images in that frame.
+    relation_adjacency: in training, for a predictor that asks for it (``uses_relation_adjacency``), per
+    image an (N_b, N_b) int64 matrix, 1 where objects i and j are related in either direction (SGB's
+    ``rel_binarys``, see ``RelationPairSampler.relation_adjacency``), else None.
     The relation head always gives ``boxes`` and ``image_sizes``; they default to None only so that a
     context that needs neither can be called alone (tests, benchmarks).
     """
@@ -34,6 +37,7 @@ class ContextInputs:
     boxes_per_cls: Tensor | None = None
     boxes: Tensor | None = None
     image_sizes: list[tuple[int, int]] | None = None
+    relation_adjacency: list[Tensor] | None = None
 
 
 @dataclass

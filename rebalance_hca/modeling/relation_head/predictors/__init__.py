@@ -5,7 +5,8 @@ from .context_predictor import ContextPredictor
 from .frequency import FrequencyBaselinePredictor
 from .rebalance import RebalancedPredictor, RebalanceRecipe, build_rebalance_recipe
 from .registry import PREDICTOR_OPTION_KEYS, PredictorParts, build_predictor, predictor_names, register_predictor
+from .vctree import VCTreePredictor
 
 __all__ = ["PREDICTOR_OPTION_KEYS", "ContextPredictor", "FrequencyBaselinePredictor", "PredictorOutput",
-           "PredictorParts", "RebalanceRecipe", "RebalancedPredictor", "RelationPredictor", "build_predictor",
-           "build_rebalance_recipe", "predictor_names", "register_predictor"]
+           "PredictorParts", "RebalanceRecipe", "RebalancedPredictor", "RelationPredictor", "VCTreePredictor",
+           "build_predictor", "build_rebalance_recipe", "predictor_names", "register_predictor"]

@@ -49,6 +49,8 @@ PREDICTOR_OPTION_KEYS = (
     "WITH_CLEAN_CLASSIFIER", "WITH_TRANSFER_CLASSIFIER", "TRANSFER_MATRIX",
     "TRANSFORMER.DROPOUT_RATE", "TRANSFORMER.OBJ_LAYER", "TRANSFORMER.REL_LAYER", "TRANSFORMER.NUM_HEAD",
     "TRANSFORMER.INNER_DIM", "TRANSFORMER.KEY_DIM", "TRANSFORMER.VAL_DIM",
+    "CAUSAL.EFFECT_ANALYSIS", "CAUSAL.SPATIAL_FOR_VISION", "CAUSAL.SEPARATE_SPATIAL", "CAUSAL.FUSION_TYPE",
+    "CAUSAL.CONTEXT_LAYER", "CAUSAL.EFFECT_TYPE",
 )
 """The MODEL.ROI_RELATION_HEAD keys that configure a predictor (not the head, sampler, loss or data): each
 registered predictor reads or ignores some of them, and a non-default value of any other is refused."""
@@ -64,6 +66,9 @@ class PredictorParts:
     fg_counts: (C, C, P) int64 relation counts of the training statistics (column 0 unused).
     confusion_matrix: (P, P) predicate confusion counts, or None. box_channels: D of the box features;
     union_channels: D of the union features.
+    decoder_vectors: () -> (C + 1, EMBED_DIM) word vectors of "start" followed by the object classes, for
+    the label decoders' own tables (each call a fresh random draw for names without a vector); None when
+    the caller has no word vectors to give.
     """
 
     mode: str
@@ -73,6 +78,7 @@ class PredictorParts:
     confusion_matrix: np.ndarray | None
     box_channels: int
     union_channels: int
+    decoder_vectors: Callable[[], Tensor] | None = None
 
 
 PredictorBuilder = Callable[..., RelationPredictor]
