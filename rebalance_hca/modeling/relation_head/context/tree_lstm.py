@@ -91,17 +91,17 @@ class UpTreeLSTM(nn.Module):
         self.ioffuh_right = _state_linear(hidden_dim, 6, range(2, 4), 0.5)
 
     def forward(self, features: Tensor, schedule: TreeSchedule, dropout_mask: Tensor | None = None) -> Tensor:
-        projected, input_gates = self.px(features), self.ioffux(features)
+        projected, input_gates = schedule.by_level(self.px(features)), schedule.by_level(self.ioffux(features))
         child_h = child_c = features.new_zeros(1, self.hidden_dim)
         outputs = []
         for depth in reversed(range(schedule.num_levels)):
             nodes = schedule.levels[depth]
             left, right = schedule.left_slot[depth], schedule.right_slot[depth]
-            gates = (input_gates[nodes] + self.ioffuh_left(child_h[left]) + self.ioffuh_right(child_h[right]))
+            gates = input_gates[depth] + self.ioffuh_left(child_h[left]) + self.ioffuh_right(child_h[right])
             i, o, f_left, f_right, u, r = gates.chunk(6, dim=1)
             memory = (torch.sigmoid(i) * torch.tanh(u) + torch.sigmoid(f_left) * child_c[left]
                       + torch.sigmoid(f_right) * child_c[right])
-            output = _highway_output(o, r, memory, projected[nodes])
+            output = _highway_output(o, r, memory, projected[depth])
             if dropout_mask is not None and self.training:
                 output = output * dropout_mask[schedule.image[nodes]]
             outputs.append(output)
@@ -133,14 +133,14 @@ class DownTreeLSTM(nn.Module):
         return output, memory
 
     def forward(self, features: Tensor, schedule: TreeSchedule, dropout_mask: Tensor | None = None) -> Tensor:
-        projected, input_gates = self.px(features), self.iofux(features)
+        projected, input_gates = schedule.by_level(self.px(features)), schedule.by_level(self.iofux(features))
         parent_h = parent_c = features.new_zeros(1, self.hidden_dim)
         outputs = []
         for depth in range(schedule.num_levels):
             nodes = schedule.levels[depth]
             parents = schedule.parent_slot[depth] if depth else torch.zeros_like(nodes)
             mask = dropout_mask[schedule.image[nodes]] if dropout_mask is not None else None
-            output, memory = self.step(projected[nodes], input_gates[nodes], parent_h[parents], parent_c[parents], mask)
+            output, memory = self.step(projected[depth], input_gates[depth], parent_h[parents], parent_c[parents], mask)
             outputs.append(output)
             parent_h, parent_c = output, memory
         return _node_order(outputs, schedule, features.new_zeros(0, self.hidden_dim))
@@ -220,22 +220,25 @@ class TreeLabelDecoder(nn.Module):
 
     def forward(self, features: Tensor, schedule: TreeSchedule) -> tuple[Tensor, Tensor]:
         cell = self.cell
-        # the feature part of the input projections for all nodes at once; the label part per level
-        feature_projected = F.linear(features, cell.px.weight[:, :self.in_dim], cell.px.bias)
-        feature_gates = F.linear(features, cell.iofux.weight[:, :self.in_dim], cell.iofux.bias)
+        # the input projections split: the feature part for all nodes at once, the label part for every row of
+        # the label table at once; each level adds the rows of its parents' labels
+        feature_projected = schedule.by_level(F.linear(features, cell.px.weight[:, :self.in_dim], cell.px.bias))
+        feature_gates = schedule.by_level(F.linear(features, cell.iofux.weight[:, :self.in_dim], cell.iofux.bias))
+        label_projected = F.linear(self.obj_embed.weight, cell.px.weight[:, self.in_dim:])
+        label_gates = F.linear(self.obj_embed.weight, cell.iofux.weight[:, self.in_dim:])
         num_images = int(schedule.image.max()) + 1 if len(schedule.image) else 0
         masks = None
         if self.training and self.dropout > 0:
             masks = dropout_masks(self.dropout, num_images, self.hidden_dim, features.device)
         parent_h = parent_c = features.new_zeros(1, self.hidden_dim)
-        parent_embedding = self.obj_embed.weight[:1]
+        parent_rows = torch.zeros(1, dtype=torch.int64, device=features.device)  # the root's: "start"
         level_logits, level_labels = [], []
         for depth in range(schedule.num_levels):
             nodes = schedule.levels[depth]
             parents = schedule.parent_slot[depth] if depth else torch.zeros_like(nodes)
-            embedding = parent_embedding[parents]
-            projected = feature_projected[nodes] + F.linear(embedding, cell.px.weight[:, self.in_dim:])
-            gates = feature_gates[nodes] + F.linear(embedding, cell.iofux.weight[:, self.in_dim:])
+            rows = parent_rows[parents]
+            projected = feature_projected[depth] + label_projected[rows]
+            gates = feature_gates[depth] + label_gates[rows]
             mask = masks[schedule.image[nodes]] if masks is not None else None
             output, memory = cell.step(projected, gates, parent_h[parents], parent_c[parents], mask)
             logits = self.out(output)
@@ -244,7 +247,7 @@ class TreeLabelDecoder(nn.Module):
             passed = torch.multinomial(probabilities.detach(), 1).squeeze(1) + 1 if self.training else labels
             level_logits.append(logits)
             level_labels.append(labels)
-            parent_h, parent_c, parent_embedding = output, memory, self.obj_embed(passed + 1)
+            parent_h, parent_c, parent_rows = output, memory, passed + 1
         logits = _node_order(level_logits, schedule, features.new_zeros(0, self.out.out_features))
         labels = _node_order(level_labels, schedule, torch.zeros(0, dtype=torch.int64, device=features.device))
         return logits, labels

@@ -165,6 +165,7 @@ class TreeSchedule:
     position of the left / right child in levels[d + 1], n_{d+1} when there is none (the index of a zero
     row appended to that level's states). node_position: (N,) the position of each node in
     cat(levels), to bring level-ordered rows back to node order. image: (N,) the image of each node.
+    ``level_order`` is cat(levels) (rows in level order) and ``level_sizes`` the n_d.
     """
 
     levels: list[Tensor]
@@ -177,6 +178,18 @@ class TreeSchedule:
     @property
     def num_levels(self) -> int:
         return len(self.levels)
+
+    @property
+    def level_sizes(self) -> list[int]:
+        return [len(level) for level in self.levels]
+
+    @property
+    def level_order(self) -> Tensor:
+        return torch.cat(self.levels) if self.levels else self.node_position
+
+    def by_level(self, rows: Tensor) -> tuple[Tensor, ...]:
+        """(N, k) rows in node order -> per depth d the (n_d, k) rows of levels[d] (one gather)."""
+        return rows.index_select(0, self.level_order).split(self.level_sizes)
 
     def to(self, device: torch.device | str) -> "TreeSchedule":
         """The schedule with every tensor on ``device`` (one copy)."""
