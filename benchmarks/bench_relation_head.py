@@ -3,8 +3,8 @@
     .venv/bin/python benchmarks/bench_relation_head.py --part context --images 8 --objects 25 --hidden 768 \
         --in-channels 4096 --obj-layers 4 --rel-layers 2 --repeat 5
     .venv/bin/python benchmarks/bench_relation_head.py --part step ...   (same arguments)
-    .venv/bin/python benchmarks/bench_relation_head.py --part context --context motifs --mode sgcls --images 8 \
-        --objects 25 --hidden 512 --in-channels 4096 --obj-layers 1 --rel-layers 1 --repeat 5
+    .venv/bin/python benchmarks/bench_relation_head.py --part context --context motifs|vctree --mode sgcls \
+        --images 8 --objects 25 --hidden 512 --in-channels 4096 --obj-layers 1 --rel-layers 1 --repeat 5
 
 --part context: the hybrid co-attention context alone, one train-mode forward + backward (PredCls inputs,
 random weights). It is timed batched (this project: padded images, one attention call per cell) and
@@ -16,6 +16,8 @@ the fraction of the matmul peak each reaches is comparable however loaded the ma
 a 600x1000 image, with the share of each part (each part's forward + backward timed on its own).
 --context motifs: SGB's Motifs context (LSTMContext) instead of HCA, in --mode, timed beside SGB's way of
 computing it (benchmarks/context_motifs.py), training and testing.
+--context vctree: SGB's VCTree context instead of HCA, in --mode, level-batched beside SGB's way of computing
+it, one image and one tree node at a time (benchmarks/context_vctree.py), training and testing.
 The last line printed is one JSON object: seconds_per_step (median), peak_rss_mb, gflop,
 fraction_of_matmul_peak (and, for context, the per-image figures).
 """
@@ -47,9 +49,9 @@ MATMUL_SIZE = 2048
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--part", choices=("context", "step"), default="context")
-    parser.add_argument("--context", choices=("hca", "motifs"), default="hca")
+    parser.add_argument("--context", choices=("hca", "motifs", "vctree"), default="hca")
     parser.add_argument("--mode", choices=("predcls", "sgcls", "sgdet"), default="sgcls",
-                        help="the relation mode of --context motifs")
+                        help="the relation mode of --context motifs and vctree")
     parser.add_argument("--images", type=int, default=8)
     parser.add_argument("--objects", type=int, default=25)
     parser.add_argument("--hidden", type=int, default=768)
@@ -219,6 +221,10 @@ def main() -> None:
         from context_motifs import bench_motifs_context
 
         result = bench_motifs_context(args, counted_gflop, matmul_gflops)
+    elif args.context == "vctree":
+        from context_vctree import bench_vctree_context
+
+        result = bench_vctree_context(args, median_seconds, counted_gflop, matmul_gflops)
     else:
         result = bench_context(args)
     result.update(part=args.part, context=args.context, peak_rss_mb=peak_rss_mb(), threads=torch.get_num_threads(),

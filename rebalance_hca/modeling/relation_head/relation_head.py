@@ -129,8 +129,10 @@ class RelationHead(nn.Module):
         return self._predictions(features, objects, image_sizes)
 
     def object_context(self, features: dict[str, Tensor], objects: list[ImageObjects],
-                       image_sizes: list[tuple[int, int]]) -> ObjectContext:
-        """The predictor's object context of the batch: box features, box encoding, labels -> context."""
+                       image_sizes: list[tuple[int, int]], relation_adjacency: list[Tensor] | None = None
+                       ) -> ObjectContext:
+        """The predictor's object context of the batch: box features, box encoding, labels -> context.
+        relation_adjacency: per image (N_b, N_b) (training, ``_relation_adjacency``) or None."""
         boxes = [image.boxes for image in objects]
         inputs = ContextInputs(
             roi_features=self.box_features(features, boxes, image_sizes),
@@ -143,6 +145,7 @@ class RelationHead(nn.Module):
             image_sizes=[tuple(size) for size in image_sizes],
             target_labels=(torch.cat([image.labels for image in objects])
                            if self.training and self.mode != "predcls" else None),
+            relation_adjacency=relation_adjacency,
         )
         return self.predictor.object_context(inputs)
 
@@ -160,9 +163,18 @@ class RelationHead(nn.Module):
             labels.append(image_labels)
         return pairs, labels
 
+    def _relation_adjacency(self, objects: list[ImageObjects], targets: list[dict[str, Tensor]]) -> list[Tensor]:
+        """Per image (N_b, N_b) int64: 1 where objects i and j are related in either direction (SGDet: through
+        the detections matched to a GT relation's boxes; ``RelationPairSampler``'s adjacency methods)."""
+        if self.mode == "sgdet":
+            return [self.sampler.detection_adjacency(image.boxes, image.labels, target["boxes"], target["labels"],
+                                                     target["relation"]) for image, target in zip(objects, targets)]
+        return [self.sampler.gt_box_adjacency(target["relation"]) for target in targets]
+
     def _losses(self, features, objects, image_sizes, targets) -> dict[str, Tensor]:
         pairs, pair_labels = self._sample_pairs(objects, targets)
-        context = self.object_context(features, objects, image_sizes)
+        adjacency = self._relation_adjacency(objects, targets) if self.predictor.uses_relation_adjacency else None
+        context = self.object_context(features, objects, image_sizes, adjacency)
         offsets = _offsets([len(image.boxes) for image in objects], context.object_labels.device)
         flat_pairs = torch.cat([image_pairs + offset for image_pairs, offset in zip(pairs, offsets)])
         union = None

@@ -89,8 +89,7 @@ class RelationPairSampler:
         (0, 0) labelled 0 (empty tensors when M = 0).
         """
         _check_square(gt_relation, "gt_relation")
-        gt_detection_iou = box_iou_legacy(gt_boxes, detection_boxes)  # (G, M)
-        is_match = (gt_labels[:, None] == detection_labels[None, :]) & (gt_detection_iou > self.fg_iou_threshold)
+        gt_detection_iou, is_match = self._detection_matches(detection_boxes, detection_labels, gt_boxes, gt_labels)
         gt_pairs = torch.nonzero(gt_relation > 0)  # (R_gt, 2)
         matching_pairs = _matching_detection_pairs(is_match, gt_pairs)  # (R_gt, M, M)
         negative_candidates = self._detection_candidates(detection_boxes, detection_labels)
@@ -103,6 +102,33 @@ class RelationPairSampler:
         positive_pairs, positive_labels = self._cap_positives(positive_pairs, positive_labels)
         negative_pairs = self._sample_negatives(negative_candidates, positive_pairs.shape[0])
         return _assemble(positive_pairs, positive_labels, negative_pairs, detection_boxes.shape[0])
+
+    def gt_box_adjacency(self, relation: Tensor) -> Tensor:
+        """PredCls / SGCls: (N, N) int64, 1 where the GT boxes i and j are related in either direction
+        (relation (N, N) > 0 at (i, j) or (j, i)), SGB's symmetric ``rel_sym_binarys``."""
+        _check_square(relation, "relation")
+        related = relation > 0
+        return (related | related.T).long()
+
+    def detection_adjacency(self, detection_boxes: Tensor, detection_labels: Tensor, gt_boxes: Tensor,
+                            gt_labels: Tensor, gt_relation: Tensor) -> Tensor:
+        """SGDet: (M, M) int64, 1 where detection p matches the GT subject and q the GT object of some GT
+        relation, or the reverse (SGB ``motif_rel_fg_bg_sampling``'s ``binary_rel``; matching as in
+        ``detection_pairs``; p = q is kept when one detection matches both). Arguments as ``detection_pairs``."""
+        _check_square(gt_relation, "gt_relation")
+        _, is_match = self._detection_matches(detection_boxes, detection_labels, gt_boxes, gt_labels)
+        gt_pairs = torch.nonzero(gt_relation > 0)
+        subject_match = is_match[gt_pairs[:, 0]].float()  # (R_gt, M)
+        object_match = is_match[gt_pairs[:, 1]].float()
+        related = (subject_match.T @ object_match) > 0
+        return (related | related.T).long()
+
+    def _detection_matches(self, detection_boxes: Tensor, detection_labels: Tensor, gt_boxes: Tensor,
+                           gt_labels: Tensor) -> tuple[Tensor, Tensor]:
+        """(IoU (G, M) with the +1 convention, is_match (G, M) bool: same label and IoU > fg_iou_threshold)."""
+        gt_detection_iou = box_iou_legacy(gt_boxes, detection_boxes)
+        is_match = (gt_labels[:, None] == detection_labels[None, :]) & (gt_detection_iou > self.fg_iou_threshold)
+        return gt_detection_iou, is_match
 
     def _detection_candidates(self, detection_boxes: Tensor, detection_labels: Tensor) -> Tensor:
         """(M, M) bool: ordered pairs p != q of labelled detections (0 < IoU < 1 with require_box_overlap)."""

@@ -25,6 +25,9 @@ class ContextInputs:
     target_labels: (N,) int64 the objects' training targets in SGCls and SGDet (the GT label; SGDet: the
     matched GT's label, 0 for none), given in training only, for decoders trained with teacher forcing
     (SGB's Motifs); None otherwise.
+    relation_adjacency: in training, for a predictor that asks for it (``uses_relation_adjacency``), per
+    image an (N_b, N_b) int64 matrix, 1 where objects i and j are related in either direction (SGB's
+    ``rel_binarys``, see ``RelationPairSampler.relation_adjacency``), else None.
     The relation head always gives ``boxes`` and ``image_sizes``; they default to None only so that a
     context that needs neither can be called alone (tests, benchmarks).
     """
@@ -38,6 +41,7 @@ class ContextInputs:
     boxes: Tensor | None = None
     image_sizes: list[tuple[int, int]] | None = None
     target_labels: Tensor | None = None
+    relation_adjacency: list[Tensor] | None = None
 
 
 @dataclass

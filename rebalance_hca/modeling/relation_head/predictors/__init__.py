@@ -7,8 +7,9 @@ from .frequency import FrequencyBaselinePredictor
 from .motifs import MotifPredictor
 from .rebalance import RebalancedPredictor, RebalanceRecipe, build_rebalance_recipe
 from .registry import PREDICTOR_OPTION_KEYS, PredictorParts, build_predictor, predictor_names, register_predictor
+from .vctree import VCTreePredictor
 
 __all__ = ["PREDICTOR_OPTION_KEYS", "CausalAnalysisPredictor", "ContextPredictor", "FrequencyBaselinePredictor",
-           "MotifPredictor", "PredictorOutput",
-           "PredictorParts", "RebalanceRecipe", "RebalancedPredictor", "RelationPredictor", "build_predictor",
-           "build_rebalance_recipe", "predictor_names", "register_predictor"]
+           "MotifPredictor", "PredictorOutput", "PredictorParts", "RebalanceRecipe", "RebalancedPredictor",
+           "RelationPredictor", "VCTreePredictor", "build_predictor", "build_rebalance_recipe", "predictor_names",
+           "register_predictor"]

@@ -39,10 +39,13 @@ class RelationPredictor(nn.Module, ABC):
     uses_union_features: False when the predictor reads no union features (the head then computes none and
         passes None).
     requires_training: False when the predictor can be tested as built, without a relation checkpoint.
+    uses_relation_adjacency: True when its context needs, in training, each image's symmetric relation
+        matrix over its objects (``ContextInputs.relation_adjacency``, e.g. VCTree's tree-score loss).
     """
 
     uses_union_features: bool = True
     requires_training: bool = True
+    uses_relation_adjacency: bool = False
 
     @abstractmethod
     def object_context(self, inputs: ContextInputs) -> ObjectContext:
