@@ -19,7 +19,7 @@ from ..data import make_data_loader
 from ..data.build import build_dataset, dataset_name
 from ..evaluation import PredicateConfusionMatrix, evaluation_protocol, write_oi_report_files, write_report_files
 from ..modeling import build_model, relation_mode
-from ..utils.cli import UserInputError
+from ..utils.cli import UserInputError, user_errors
 from ..utils.comm import broadcast_object, is_main_process
 from .checkpoint import Checkpointer, load_model_weights, unwrap_model
 from .relation_inference import (evaluate_split, groundtruth_for_evaluation, load_cached_predictions, predict_split,
@@ -52,6 +52,20 @@ def check_relation_config(cfg) -> None:
     """Refuse configs that cannot train or test relations, before anything is built."""
     if not cfg.MODEL.RELATION_ON:
         raise UserInputError("relation training and testing need MODEL.RELATION_ON True")
+    if not cfg.TEST.RELATION.MULTIPLE_PREDS:
+        return
+    with user_errors("reading the config"):
+        validation_dataset = dataset_name(cfg, "val")
+    if evaluation_protocol(validation_dataset) == "oi":
+        raise UserInputError("TEST.RELATION.MULTIPLE_PREDS True selects ng-R@100 as the validation metric of the VG "
+                             "protocol; Open Images validates with PySGG's score_wtd (leave it False)")
+
+
+def validation_metric_name(cfg) -> str:
+    """The metric of the VG protocol that validation returns (model_best, the plateau schedule): SGB's
+    graph-constrained "R@100", or with TEST.RELATION.MULTIPLE_PREDS the no-graph-constraint "ng-R@100"
+    (several predicates per pair, what the key meant in neural-motifs; SGB declares it and never reads it)."""
+    return "ng-R@100" if cfg.TEST.RELATION.MULTIPLE_PREDS else "R@100"
 
 
 @dataclass
@@ -90,11 +104,12 @@ def prepare_training(cfg, device: torch.device, resume: bool = True) -> Training
 
 
 def relation_validator(cfg, distributed: bool, device: torch.device):
-    """validator(model) -> the validation metric on DATASETS.VAL on every rank: graph-constrained mean
-    R@100 (SGB's), or for an Open Images dataset PySGG's score_wtd; the loader is built on first use.
-    mR@100 (OI: R@50 and mR@50) is logged beside it."""
+    """validator(model) -> the validation metric on DATASETS.VAL on every rank: ``validation_metric_name``
+    (graph-constrained R@100 as SGB, unless TEST.RELATION.MULTIPLE_PREDS), or for an Open Images dataset
+    PySGG's score_wtd; the loader is built on first use. mR@100 (OI: R@50 and mR@50) is logged beside it."""
     loaders = {}
     mode = relation_mode(cfg)
+    metric_name = validation_metric_name(cfg)
 
     def validate(model: nn.Module) -> float:
         if "val" not in loaders:
@@ -116,8 +131,8 @@ def relation_validator(cfg, distributed: bool, device: torch.device):
                 metric = results["score_wtd"]
             else:
                 results = evaluation["sgg"]
-                logger.info("Validation R@100 %.4f  mR@100 %.4f", results["R@100"], results["mR@100"])
-                metric = results["R@100"]
+                logger.info("Validation %s %.4f  mR@100 %.4f", metric_name, results[metric_name], results["mR@100"])
+                metric = results[metric_name]
         return broadcast_object(metric)
 
     return validate
