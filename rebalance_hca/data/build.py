@@ -13,6 +13,7 @@ from ..config.paths_catalog import OIPaths
 from ..utils.seed import derived_seed
 from .collate import BatchCollator
 from .glove import embedding_for_names
+from .loader_errors import DataErrorReportingLoader
 from .oi import OIDataset, predicate_counts
 from .oi_files import load_oi_annotations, load_oi_vocabulary
 from .resampling import ResamplingOptions
@@ -181,7 +182,7 @@ def make_data_loader(cfg, mode: str = "train", is_distributed: bool = False, sta
             len(dataset), _per_rank_batch(cfg.TEST.IMS_PER_BATCH, world_size, "TEST.IMS_PER_BATCH"),
             rank=rank, world_size=world_size, seed=cfg.SEED,
         )
-    return torch.utils.data.DataLoader(
+    return DataErrorReportingLoader(
         SeededDataset(dataset),
         batch_sampler=batch_sampler,
         num_workers=cfg.DATALOADER.NUM_WORKERS,
