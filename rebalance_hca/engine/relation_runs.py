@@ -113,7 +113,8 @@ def relation_validator(cfg, distributed: bool, device: torch.device):
 
     def validate(model: nn.Module) -> float:
         if "val" not in loaders:
-            loaders["val"] = make_data_loader(cfg, mode="val", is_distributed=distributed)
+            with user_errors("building the val split"):
+                loaders["val"] = make_data_loader(cfg, mode="val", is_distributed=distributed)
         loader = loaders["val"]
         protocol = evaluation_protocol(dataset_name(cfg, "val"))
         predictions = predict_split(model, loader, device, amp_dtype_from_config(cfg.DTYPE), mode,
@@ -187,7 +188,8 @@ def test_relation_model(cfg, model: nn.Module, device: torch.device, distributed
     protocol = evaluation_protocol(dataset_name(cfg, split))
     mode = relation_mode(cfg)
     num_predicates = cfg.MODEL.ROI_RELATION_HEAD.NUM_CLASSES
-    loader = make_data_loader(cfg, mode=split, is_distributed=distributed)
+    with user_errors(f"building the {split} split"):
+        loader = make_data_loader(cfg, mode=split, is_distributed=distributed)
     dataset = loader.dataset
     folder = os.path.join(cfg.OUTPUT_DIR, "inference", dataset_name(cfg, split))
     path = os.path.join(folder, PREDICTIONS_FILE)
@@ -211,8 +213,9 @@ def test_relation_model(cfg, model: nn.Module, device: torch.device, distributed
                                       extra={"split": split, "weights": weights, "predictions": path})
         logger.info("Wrote %s", ", ".join([path, *paths.values()]))
         return evaluation
-    zeroshot, predicate_counts = train_split_statistics(cfg, dataset.relation_triplets(), split, num_predicates,
-                                                        zeroshot_file)
+    with user_errors("reading the zero-shot triplets and the train split's predicate counts"):
+        zeroshot, predicate_counts = train_split_statistics(cfg, dataset.relation_triplets(), split, num_predicates,
+                                                            zeroshot_file)
     evaluation = evaluate_split(dataset, predictions, mode, zeroshot, predicate_counts,
                                 iou_threshold=cfg.TEST.RELATION.IOU_THRESHOLD)
     logger.info("%s", evaluation["report"])
