@@ -40,7 +40,8 @@ def validator_for(cfg, distributed: bool, device: torch.device, amp_dtype):
 
     def validate(model) -> float:
         if "val" not in loaders:
-            loaders["val"] = make_data_loader(cfg, mode="val", is_distributed=distributed)
+            with user_errors("building the val split"):
+                loaders["val"] = make_data_loader(cfg, mode="val", is_distributed=distributed)
         return inference_and_map(model, loaders["val"], device, amp_dtype)
 
     return validate
