@@ -12,6 +12,8 @@ import os
 import sys
 from typing import Callable, Iterator
 
+from tqdm import tqdm
+
 from .atomic import DiskFullError
 from .state_dict import StateDictMismatchError
 
@@ -47,5 +49,5 @@ def run_tool(main: Callable[[], object]) -> None:
     except (UserInputError, FloatingPointError, DiskFullError) as error:
         if os.environ.get(TRACEBACK_ENV):
             raise
-        print(f"error: {error}", file=sys.stderr)
+        tqdm.write(f"error: {error}", file=sys.stderr)  # on a line of its own, also under a progress bar
         sys.exit(EXIT_USER_ERROR if isinstance(error, UserInputError) else EXIT_TRAINING_STOPPED)

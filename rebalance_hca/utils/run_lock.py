@@ -74,8 +74,6 @@ def holder_is_running(holder: LockHolder) -> bool:
     """Whether ``holder`` (a lock from this host) still runs: its pid exists and is no zombie and, where the
     lock recorded them, this boot and the process's start tick are still its own (so a later process that
     reuses the id, e.g. after a reboot or in a new container, does not count)."""
-    if holder.pid == os.getpid():
-        return False  # an earlier process with this process's id: it cannot be running
     try:
         os.kill(holder.pid, 0)
     except ProcessLookupError:

@@ -20,13 +20,14 @@ def _first_sentence(text: str) -> str:
 
 def load_torch_file(path: str, what: str = "torch file", mmap: bool = False) -> Any:
     """``torch.load(path)`` onto the CPU with ``weights_only=True`` (memory-mapped with ``mmap``, for
-    zip-format files). An OSError passes as it is; any other failure to load is a ValueError
+    zip-format files). An OSError about opening the file (it names the file: permission denied, ...) passes
+    as it is; any other failure to load is a ValueError
     "<what> <path> cannot be read (truncated, damaged or not a file torch.save wrote): <reason>"."""
     try:
         return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
-    except OSError:
-        raise
     except Exception as error:  # torch's readers raise many types for a damaged file; all mean the same here
+        if isinstance(error, OSError) and error.filename is not None:
+            raise
         reason = _first_sentence(str(error)) or type(error).__name__
         raise ValueError(f"{what} {path} cannot be read (truncated, damaged or not a file torch.save wrote): "
                          f"{reason}") from error
