@@ -14,7 +14,6 @@ import time
 import pytest
 
 from relation_testing import ROOT, SYNTHETIC_HCA_CONFIG, TINY_RELATION_OPTS, mode_opts
-from tool_loading import load_tool
 from rebalance_hca.config import load_config
 from rebalance_hca.engine import launch
 from rebalance_hca.utils.cli import UserInputError
