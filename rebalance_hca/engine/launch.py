@@ -1,5 +1,6 @@
-"""What every training / testing tool does first: SGB's command line, the device and process group, the
-logger, seeds, and the merged config saved with the run.
+"""What every training / testing tool does first: SGB's command line, OUTPUT_DIR held for the run (its lock,
+docs/configuration.md#one-run-per-output_dir), the device and process group, the logger, seeds, and the
+merged config saved with the run.
 
 Command line (SGB's shape): ``--config-file FILE``, ``--local_rank`` / ``--local-rank`` (accepted for
 torch.distributed.launch; torchrun's LOCAL_RANK is used), ``--skip-test``, then ``KEY VALUE`` overrides,
