@@ -112,13 +112,13 @@ class RunLock:
             if found is None:  # removed meanwhile by its holder: try again
                 continue
             holder, identity = found
+            in_use = (f"OUTPUT_DIR {self.folder} is in use by another run: {holder.describe()}; wait for it to end "
+                      "or choose another OUTPUT_DIR")
             if holder.host != me.host:
-                raise OutputDirInUse(f"OUTPUT_DIR {self.folder} is in use by another run: {holder.describe()}; wait "
-                                     f"for it to end or choose another OUTPUT_DIR (that host's process cannot be "
-                                     f"checked from here: once that run is over, remove {self.path})")
+                raise OutputDirInUse(f"{in_use} (that host's process cannot be checked from here: once that run is "
+                                     f"over, remove {self.path})")
             if holder_is_running(holder):
-                raise OutputDirInUse(f"OUTPUT_DIR {self.folder} is in use by another run: {holder.describe()}; wait "
-                                     "for it to end or choose another OUTPUT_DIR")
+                raise OutputDirInUse(in_use)
             if self._remove_if_unchanged(identity):
                 self.taken_over = holder
         raise OutputDirInUse(f"OUTPUT_DIR {self.folder}: another run took {self.path} at the same time")
