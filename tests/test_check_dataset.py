@@ -132,3 +132,19 @@ def test_unknown_config_key_is_one_line_and_exit_code_2(data_root):
     assert result.stderr.strip().splitlines() == [
         "error: reading the config: command line: unknown config key MODEL.NO_SUCH_KEY"]
     assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_full_lists_a_truncated_jpeg_and_a_corrupt_png_by_name(data_root, capsys):
+    truncated, corrupt_png = image_path(data_root, "train", 1), image_path(data_root, "test", 0)
+    data = truncated.read_bytes()
+    truncated.write_bytes(data[:len(data) // 2])
+    ok, png = cv2.imencode(".png", cv2.imread(str(corrupt_png)))
+    damaged = bytearray(png.tobytes())
+    damaged[len(damaged) // 2:len(damaged) // 2 + 16] = bytes(16)
+    corrupt_png.write_bytes(bytes(damaged))
+
+    code, lines = run_check(data_root, capsys, "--full", "--num-samples", "0")
+    assert code == 1
+    assert sorted(problem_lines(lines)) == sorted([
+        f"problem: image is truncated (its JPEG data ends before the end-of-image marker): {truncated}",
+        f"problem: image cannot be decoded: {corrupt_png}"])

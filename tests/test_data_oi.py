@@ -201,3 +201,12 @@ def test_annotation_file_that_is_not_a_list(tmp_path):
     root = write_oi(str(tmp_path), {"images": []})
     with pytest.raises(DataFormatError, match="vrd-test-anno.json: expected a JSON list"):
         dataset(root, "test")
+
+
+def test_detector_pretraining_keeps_empty_records_in_train_only(tmp_path):
+    """PySGG filters empty records on val and test whatever MODEL.RELATION_ON says: records 1 (no relation)
+    and 2 (no box) leave val and test, and stay in train, when the detector is pretrained."""
+    cfg = oi_config(write_oi(str(tmp_path)), "MODEL.RELATION_ON", "False")
+    kept = {mode: build_dataset(cfg, mode, with_transforms=False).index.image_rows.tolist()
+            for mode in ("train", "val", "test")}
+    assert kept == {"train": [0, 1, 2, 3], "val": [0, 3], "test": [0, 3]}

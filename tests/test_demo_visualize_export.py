@@ -126,10 +126,10 @@ def test_demo_video_every_n_frames_and_image_list(sgdet_run, tmp_path):
     (mode_opts("predcls"), "tools/demo.py runs SGDet"),
 ])
 def test_bad_model_fails_before_any_image_is_read(sgdet_run, tmp_path, monkeypatch, overrides, message):
-    def no_reading(path):
+    def no_reading(path, upright=False):
         raise AssertionError(f"an image was read: {path}")
 
-    monkeypatch.setattr(image_inference, "_read_image", no_reading)
+    monkeypatch.setattr(image_inference, "decode_image_file", no_reading)
     with pytest.raises(UserInputError, match=message):
         _demo(sgdet_run, _image(sgdet_run["data"], 1), str(tmp_path / "out"), *overrides)
 

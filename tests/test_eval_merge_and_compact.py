@@ -142,3 +142,8 @@ def test_load_predictions_names_the_file_on_bad_input(tmp_path):
         load_predictions(other)
     with pytest.raises(ValueError, match="needs its groundtruth"):
         save_predictions(tmp_path / "x.npz", [random_images("sgdet", 1, seed=5)[0][1]], "sgdet", NUM_PREDICATES)
+    truncated = tmp_path / "truncated.npz"
+    for data in (other.read_bytes()[:len(other.read_bytes()) // 2], b""):
+        truncated.write_bytes(data)
+        with pytest.raises(ValueError, match=f"{truncated}: not a readable predictions file"):
+            load_predictions(truncated)

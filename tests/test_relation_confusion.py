@@ -132,3 +132,21 @@ def test_load_not_an_npy(tmp_path, write):
     with pytest.raises(ValueError, match="not a readable .npy") as error:
         load_confusion_matrix(str(path), 3, key="MY.KEY")
     assert "MY.KEY" in str(error.value) and str(path) in str(error.value)
+
+
+@pytest.mark.parametrize("array, problem", [
+    (np.zeros((3, 3)), "counts no relation at all"),
+    (np.array([[9.0, 4.0, 4.0], [4.0, 0.0, 0.0], [4.0, 0.0, 0.0]]), "counts no relation at all"),
+    (np.array([[9.0, 4.0, 4.0], [4.0, 7.0, 0.0], [4.0, 0.0, 3.0]]), "counts only correct predictions"),
+])
+def test_load_refuses_a_matrix_without_predicate_correlation(tmp_path, array, problem):
+    """Without an off-diagonal foreground count, corr is the identity's: stage 2 would change nothing."""
+    path = str(tmp_path / "degenerate.npy")
+    np.save(path, array)
+    with pytest.raises(ValueError, match=problem) as error:
+        load_confusion_matrix(path, 3)
+    assert KEY in str(error.value) and path in str(error.value) and "\n" not in str(error.value)
+    off_diagonal = predicate_correlation(array)[1:, 1:] * (1 - np.eye(2))
+    assert not off_diagonal.any()
+    np.save(path, array + np.array([[0, 0, 0], [0, 0, 1], [0, 0, 0]]))
+    assert load_confusion_matrix(path, 3)[1, 2] == 1

@@ -130,7 +130,6 @@ def test_stage2_training_loss_does_not_depend_on_the_transfer_classifier(tiny_sy
     (["MODEL.ROI_RELATION_HEAD.NUM_CLASSES", "51"], "MODEL.ROI_RELATION_HEAD.NUM_CLASSES is 51"),
     (["MODEL.ROI_RELATION_HEAD.LOSS.TYPE", "Focal"], "MODEL.ROI_RELATION_HEAD.LOSS.TYPE"),
     (["MODEL.ROI_RELATION_HEAD.WITH_TRANSFER_CLASSIFIER", "True"], "needs a confusion matrix"),
-    (["TEST.RELATION.REQUIRE_OVERLAP", "True"], "TEST.RELATION.REQUIRE_OVERLAP True is not supported"),
 ])
 def test_bad_config_is_a_clear_error(tiny_synthvg, tmp_path, overrides, message):
     cfg = _config(tiny_synthvg, tmp_path, "predcls", *overrides)

@@ -21,6 +21,7 @@ from rebalance_hca.engine import launch
 from rebalance_hca.engine.relation_runs import (check_relation_config, confusion_matrix_of_train_split,
                                                 load_weights_for_testing)
 from rebalance_hca.modeling import build_model
+from rebalance_hca.modeling.relation_head.confusion import uninformative_confusion
 from rebalance_hca.utils.atomic import atomic_write
 from rebalance_hca.utils.cli import run_tool, user_errors
 
@@ -68,6 +69,9 @@ def main(argv: Sequence[str] | None = None) -> str:
             np.save(stream, matrix)
         logger.info("Wrote the predicate confusion matrix %s (%d x %d): %s", output, *matrix.shape,
                     summary(matrix, predicate_names))
+        problem = uninformative_confusion(matrix)
+        if problem:
+            logger.warning("%s: %s. Stage 2 and the transfer classifier refuse it.", output, problem)
         return output
 
 

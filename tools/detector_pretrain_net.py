@@ -24,7 +24,7 @@ from rebalance_hca.engine.detector_inference import inference_and_map
 from rebalance_hca.engine.trainer import (CheckpointHook, LoggingHook, Trainer, amp_dtype_from_config,
                                           make_training_state)
 from rebalance_hca.modeling.detector import build_detector
-from rebalance_hca.utils.cli import run_tool
+from rebalance_hca.utils.cli import UserInputError, run_tool, user_errors
 from rebalance_hca.utils.comm import synchronize
 
 LOG_PERIOD = 20  # SGB's detector trainer logs every 20 iterations
@@ -40,7 +40,8 @@ def validator_for(cfg, distributed: bool, device: torch.device, amp_dtype):
 
     def validate(model) -> float:
         if "val" not in loaders:
-            loaders["val"] = make_data_loader(cfg, mode="val", is_distributed=distributed)
+            with user_errors("building the val split"):
+                loaders["val"] = make_data_loader(cfg, mode="val", is_distributed=distributed)
         return inference_and_map(model, loaders["val"], device, amp_dtype)
 
     return validate
@@ -48,10 +49,11 @@ def validator_for(cfg, distributed: bool, device: torch.device, amp_dtype):
 
 def train(cfg, device: torch.device, distributed: bool, logger: logging.Logger) -> torch.nn.Module:
     """Build, resume or initialise, and train the detector; returns the (possibly DDP-wrapped) model."""
-    model = build_detector(cfg).to(device)
-    state = make_training_state(cfg, model, device)
-    amp_dtype = amp_dtype_from_config(cfg.DTYPE)
-    start_iter = state.checkpointer.resume_or_load(cfg.MODEL.WEIGHT)["iteration"]
+    with user_errors("setting up detector training"):
+        model = build_detector(cfg).to(device)
+        state = make_training_state(cfg, model, device)
+        amp_dtype = amp_dtype_from_config(cfg.DTYPE)
+        start_iter = state.checkpointer.resume_or_load(cfg.MODEL.WEIGHT)["iteration"]
     if distributed:
         model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
@@ -59,7 +61,8 @@ def train(cfg, device: torch.device, distributed: bool, logger: logging.Logger) 
         logger.info("Checkpoint iteration %d >= SOLVER.MAX_ITER %d: nothing to train", start_iter,
                     cfg.SOLVER.MAX_ITER)
         return model
-    data_loader = make_data_loader(cfg, mode="train", is_distributed=distributed, start_iter=start_iter)
+    with user_errors("setting up detector training"):
+        data_loader = make_data_loader(cfg, mode="train", is_distributed=distributed, start_iter=start_iter)
     trainer = Trainer(
         model, data_loader, state.optimizer, state.scheduler, device,
         max_iter=cfg.SOLVER.MAX_ITER, start_iter=start_iter, amp_dtype=amp_dtype, grad_scaler=state.grad_scaler,
@@ -77,7 +80,8 @@ def test(cfg, model: torch.nn.Module, device: torch.device, distributed: bool) -
     """mAP@0.5 on DATASETS.TEST, written to OUTPUT_DIR/inference/<dataset>/detection_map.json."""
     name = dataset_name(cfg, "test")
     output_folder = os.path.join(cfg.OUTPUT_DIR, "inference", name) if cfg.OUTPUT_DIR else ""
-    loader = make_data_loader(cfg, mode="test", is_distributed=distributed)
+    with user_errors("building the test split"):
+        loader = make_data_loader(cfg, mode="test", is_distributed=distributed)
     result = {name: inference_and_map(model, loader, device, amp_dtype_from_config(cfg.DTYPE), output_folder)}
     synchronize()
     return result
@@ -88,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     args = parse_args(argv)
     cfg = launch.load_tool_config(args)
     if cfg.MODEL.RELATION_ON:
-        raise ValueError("detector pretraining needs MODEL.RELATION_ON False (every image with boxes is used); "
+        raise UserInputError("detector pretraining needs MODEL.RELATION_ON False (every image with boxes is used); "
                          "pass MODEL.RELATION_ON False")
     with launch.session(cfg) as (device, distributed, logger):
         model = train(cfg, device, distributed, logger)

@@ -55,7 +55,7 @@ def train(cfg, device: torch.device, distributed: bool, resume: bool) -> tuple[t
     trainer = Trainer(
         model, data_loader, run.state.optimizer, run.state.scheduler, device, max_iter=cfg.SOLVER.MAX_ITER,
         start_iter=run.start_iter, amp_dtype=amp_dtype_from_config(cfg.DTYPE), grad_scaler=run.state.grad_scaler,
-        grad_clip_norm=cfg.SOLVER.GRAD_NORM_CLIP,
+        grad_clip_norm=cfg.SOLVER.GRAD_NORM_CLIP, grad_log_period=cfg.SOLVER.PRINT_GRAD_FREQ,
         validator=relation_validator(cfg, distributed, device) if cfg.SOLVER.TO_VAL else None,
         val_period=cfg.SOLVER.VAL_PERIOD, pre_validate=cfg.SOLVER.PRE_VAL, best_metric=run.best_metric,
         hooks=[BestCheckpointHook(checkpointer), CheckpointHook(checkpointer, cfg.SOLVER.CHECKPOINT_PERIOD),

@@ -13,6 +13,7 @@ from .family import SplitOptions, TrainVocabulary
 from .files import DataFormatError
 from .glove import embedding_for_names
 from .registry import dataset_paths, family_of
+from .loader_errors import DataErrorReportingLoader
 from .resampling import ResamplingOptions
 from .scene_graph_dataset import SceneGraphDataset
 from .split_index import RebalanceSpec
@@ -132,7 +133,7 @@ def make_data_loader(cfg, mode: str = "train", is_distributed: bool = False, sta
             len(dataset), _per_rank_batch(cfg.TEST.IMS_PER_BATCH, world_size, "TEST.IMS_PER_BATCH"),
             rank=rank, world_size=world_size, seed=cfg.SEED,
         )
-    return torch.utils.data.DataLoader(
+    return DataErrorReportingLoader(
         SeededDataset(dataset),
         batch_sampler=batch_sampler,
         num_workers=cfg.DATALOADER.NUM_WORKERS,

@@ -46,12 +46,17 @@ def load_glove_table(glove_dir: str, dim: int) -> tuple[dict[str, int], torch.Te
 
 
 def parse_glove_text(text_file: str, dim: int) -> tuple[list[str], torch.Tensor]:
-    """Parse 'word v1 ... v_dim' lines. -> (words, (V, dim) float32); a malformed line raises naming it."""
+    """Parse 'word v1 ... v_dim' lines of UTF-8 text. -> (words, (V, dim) float32); a malformed line raises
+    DataFormatError naming the file and the line number."""
     words, rows = [], []
-    with open(text_file, encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            word, _, values = line.rstrip("\n").partition(" ")
-            vector = np.array(values.split(" "), dtype=np.float32) if values else np.empty(0, np.float32)
+    with open(text_file, "rb") as handle:
+        for line_number, raw_line in enumerate(handle, start=1):
+            try:
+                word, _, values = raw_line.decode("utf-8").rstrip("\n").partition(" ")
+                vector = np.array(values.split(" "), dtype=np.float32) if values else np.empty(0, np.float32)
+            except ValueError as error:  # not UTF-8, or a value that is not a number
+                raise DataFormatError(f"{text_file}:{line_number}: expected a word and {dim} numbers ({error})") \
+                    from error
             if vector.shape != (dim,):
                 raise DataFormatError(
                     f"{text_file}:{line_number}: expected a word and {dim} numbers, got {vector.size} numbers"

@@ -14,10 +14,10 @@ import logging
 import os
 from typing import Callable
 
-import cv2
 import numpy as np
 import torch
 
+from .image_io import read_image
 from .resampling import BiLevelResampling, ResamplingOptions, bilevel_resampling
 from .transforms import scale_boxes
 from .files import DataFormatError
@@ -93,15 +93,12 @@ class SceneGraphDataset(torch.utils.data.Dataset):
 
     def load_image(self, index: int) -> np.ndarray:
         """The image as BGR uint8 (H, W, 3) in its stored frame: an EXIF Orientation tag is ignored, as PIL
-        (the references' reader) and the annotations ignore it. A missing or undecodable file raises naming
-        the file."""
+        (the references' reader) and the annotations ignore it. A missing, undecodable or truncated file
+        raises naming the file (``image_io.read_image``)."""
         path = self.image_path(index)
         if not os.path.isfile(path):
             raise DataFormatError(f"image listed in {self.SIZE_SOURCE} is missing: {path}")
-        image = cv2.imread(path, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
-        if image is None:
-            raise DataFormatError(f"image cannot be decoded: {path}")
-        return image
+        return read_image(path)
 
     def get_img_info(self, index: int) -> dict:
         return {"width": int(self.widths[index]), "height": int(self.heights[index]),

@@ -2,8 +2,8 @@
 the config's test transform resizes the dataset's, predicted in batches, and returned in each image's
 original frame.
 
-A file that cannot be used (not decodable as an image, or smaller than ``min_side`` pixels on a side) is
-skipped with a warning that names it; the others are processed. Photos are read upright (EXIF
+A file that cannot be used (not decodable as an image, a truncated JPEG, or smaller than ``min_side`` pixels
+on a side) is skipped with a warning that names it; the others are processed. Photos are read upright (EXIF
 orientation applied).
 """
 from __future__ import annotations
@@ -20,6 +20,7 @@ from torch import nn
 
 from ..data.collate import to_image_list
 from ..modeling.weights import unwrap_model
+from ..data.image_io import UNDECODABLE, decode_image_file
 from ..utils.cli import UserInputError
 from .relation_inference import to_evaluation_frame
 
@@ -91,7 +92,9 @@ class ImageSource:
             if not os.path.isfile(path):
                 self._skip(path, "file not found")
                 continue
-            image = self._checked(path, _read_image(path))
+            image = self._read(path)
+            if image is not None:
+                image = self._checked(path, image)
             if image is not None:
                 name = _unique(os.path.splitext(os.path.basename(path))[0], names)
                 yield InputImage(name, path, image)
@@ -114,28 +117,32 @@ class ImageSource:
         finally:
             capture.release()
 
-    def _checked(self, source: str, image: np.ndarray | None) -> np.ndarray | None:
-        """The image, or None after a warning naming ``source`` when it is unusable."""
-        if image is None:
-            reason = "not an image (it cannot be decoded)"
-        elif min(image.shape[:2]) < self.min_side:
-            reason = f"too small ({image.shape[1]}x{image.shape[0]} pixels, at least {self.min_side} per side)"
-        else:
+    def _read(self, path: str) -> np.ndarray | None:
+        """The image at ``path`` upright, as a viewer shows it (EXIF orientation applied): unlike the datasets,
+        whose annotations are in the stored frame, a photo of the user's has none, so the model sees it
+        upright and the outputs are in that frame. None after a warning naming it when it cannot be read, is
+        no image or is truncated."""
+        try:
+            image, problem = decode_image_file(path, upright=True)
+        except OSError as error:
+            self._skip(path, f"cannot be read ({error.strerror or error})")
+            return None
+        if problem == UNDECODABLE:
+            self._skip(path, "not an image (it cannot be decoded)")
+        elif problem:
+            self._skip(path, f"damaged image (it {problem})")
+        return image
+
+    def _checked(self, source: str, image: np.ndarray) -> np.ndarray | None:
+        """The image, or None after a warning naming ``source`` when it is too small."""
+        if min(image.shape[:2]) >= self.min_side:
             return image
-        self._skip(source, reason)
+        self._skip(source, f"too small ({image.shape[1]}x{image.shape[0]} pixels, at least {self.min_side} per side)")
         return None
 
     def _skip(self, source: str, reason: str) -> None:
         logger.warning("Skipping %s: %s", source, reason)
         self.skipped.append((source, reason))
-
-
-def _read_image(path: str) -> np.ndarray | None:
-    """(H, W, 3) BGR uint8 upright as a viewer shows it (EXIF orientation applied), or None.
-
-    Unlike the datasets' reader, which keeps the stored frame because their annotations are in it, a photo of
-    the user's has no annotations: the model sees it upright, and the outputs are in the upright frame."""
-    return cv2.imread(path, cv2.IMREAD_COLOR)
 
 
 def _unique(name: str, taken: set[str]) -> str:

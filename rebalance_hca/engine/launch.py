@@ -1,5 +1,6 @@
-"""What every training / testing tool does first: SGB's command line, the device and process group, the
-logger, seeds, and the merged config saved with the run.
+"""What every training / testing tool does first: SGB's command line, OUTPUT_DIR held for the run (its lock,
+docs/configuration.md#one-run-per-output_dir), the device and process group, the logger, seeds, and the
+merged config saved with the run.
 
 Command line (SGB's shape): ``--config-file FILE``, ``--local_rank`` / ``--local-rank`` (accepted for
 torch.distributed.launch; torchrun's LOCAL_RANK is used), ``--skip-test``, then ``KEY VALUE`` overrides,
@@ -11,16 +12,18 @@ import argparse
 import contextlib
 import logging
 import os
+from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
 
 import torch
 
 from ..config import load_config
-from ..utils.atomic import atomic_write
+from ..utils.atomic import atomic_write, remove_orphaned_temporaries
 from ..utils.cli import UserInputError, user_errors
 from ..utils.comm import (cleanup_distributed, get_rank, get_world_size, init_distributed, is_main_process,
                           select_device)
 from ..utils.logging import setup_logger
+from ..utils.run_lock import RunLock
 from ..utils.seed import seed_everything
 
 LOGGER_NAME = "rebalance_hca"
@@ -75,8 +78,6 @@ def setup_run(cfg, config_header: str = "") -> tuple[torch.device, bool, logging
     (SEED + rank), and the merged config saved as OUTPUT_DIR/config.yml with ``config_header`` as comments."""
     with user_errors("setting up the run"):
         device = select_device(cfg.MODEL.DEVICE)
-    if is_main_process_of_launch():
-        check_output_dir(cfg.OUTPUT_DIR)
     distributed = init_distributed(device)
     if device.type == "cpu" and distributed:
         torch.set_num_threads(cpu_threads_per_process())
@@ -92,14 +93,50 @@ def setup_run(cfg, config_header: str = "") -> tuple[torch.device, bool, logging
     return device, distributed, logger
 
 
+@dataclass
+class OutputDirClaim:
+    """OUTPUT_DIR held by this run: its lock, and the temporary files of a killed save removed on taking it."""
+
+    lock: RunLock
+    removed_temporaries: list[str]
+
+
+def claim_output_dir(output_dir: str) -> OutputDirClaim | None:
+    """On rank 0 of the launch: check that OUTPUT_DIR can be written, take its run lock (OutputDirInUse, a
+    UserInputError naming the holder, when another run holds it) and remove the temporary files a killed
+    save left there. None elsewhere, and without an OUTPUT_DIR: one process of a launch holds the folder."""
+    if not output_dir or not is_main_process_of_launch():
+        return None
+    check_output_dir(output_dir)
+    lock = RunLock(output_dir)
+    with user_errors("locking OUTPUT_DIR"):
+        lock.acquire()
+    return OutputDirClaim(lock, remove_orphaned_temporaries(output_dir))
+
+
 @contextlib.contextmanager
 def session(cfg, config_header: str = "") -> Iterator[tuple[torch.device, bool, logging.Logger]]:
-    """``setup_run`` for the block, then leave the process group however the block ends."""
-    device, distributed, logger = setup_run(cfg, config_header)
+    """``claim_output_dir`` and ``setup_run`` for the block; then leave the process group and release
+    OUTPUT_DIR however the block ends."""
+    claim = claim_output_dir(cfg.OUTPUT_DIR)
     try:
+        device, distributed, logger = setup_run(cfg, config_header)
+        if claim is not None:
+            _log_claim(claim, logger)
         yield device, distributed, logger
     finally:
         cleanup_distributed()
+        if claim is not None:
+            claim.lock.release()
+
+
+def _log_claim(claim: OutputDirClaim, logger: logging.Logger) -> None:
+    if claim.lock.taken_over is not None:
+        logger.warning("Took over the lock %s of a run that is no longer running: %s", claim.lock.path,
+                       claim.lock.taken_over.describe())
+    if claim.removed_temporaries:
+        logger.info("Removed %d temporary file(s) left in OUTPUT_DIR by a killed save: %s",
+                    len(claim.removed_temporaries), ", ".join(claim.removed_temporaries))
 
 
 def is_main_process_of_launch() -> bool:

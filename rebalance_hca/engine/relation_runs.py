@@ -17,10 +17,10 @@ from torch import nn
 
 from ..data import family_of, make_data_loader
 from ..data.build import build_dataset, dataset_name
-from ..evaluation import PredicateConfusionMatrix
+from ..evaluation import EvaluationProtocol, PredicateConfusionMatrix
 from ..modeling import build_model, relation_mode
 from ..modeling.weights import load_model_weights, unwrap_model
-from ..utils.cli import UserInputError
+from ..utils.cli import UserInputError, user_errors
 from ..utils.comm import broadcast_object, is_main_process
 from .checkpoint import Checkpointer
 from .relation_inference import (evaluate_split, groundtruth_for_evaluation, load_cached_predictions, predict_split,
@@ -53,6 +53,24 @@ def check_relation_config(cfg) -> None:
     """Refuse configs that cannot train or test relations, before anything is built."""
     if not cfg.MODEL.RELATION_ON:
         raise UserInputError("relation training and testing need MODEL.RELATION_ON True")
+    if not cfg.TEST.RELATION.MULTIPLE_PREDS:
+        return
+    with user_errors("reading the config"):
+        protocol = family_of(dataset_name(cfg, "val")).protocol
+    if protocol.multiple_preds_metric is None:
+        raise UserInputError(f"TEST.RELATION.MULTIPLE_PREDS True selects ng-R@100 as the validation metric of the VG "
+                             f"protocol; the {protocol.name} protocol validates with {protocol.validation_metrics[0]} "
+                             f"(leave it False)")
+
+
+def validation_metric_name(cfg, protocol: EvaluationProtocol) -> str:
+    """The metric that validation returns (model_best, the plateau schedule): the protocol's first validation
+    metric (SGB's graph-constrained "R@100" on VG), or with TEST.RELATION.MULTIPLE_PREDS its
+    ``multiple_preds_metric`` (the VG protocol's no-graph-constraint "ng-R@100": several predicates per pair,
+    what the key meant in neural-motifs; SGB declares it and never reads it)."""
+    if cfg.TEST.RELATION.MULTIPLE_PREDS and protocol.multiple_preds_metric is not None:
+        return protocol.multiple_preds_metric
+    return protocol.validation_metrics[0]
 
 
 @dataclass
@@ -92,14 +110,16 @@ def prepare_training(cfg, device: torch.device, resume: bool = True) -> Training
 
 def relation_validator(cfg, distributed: bool, device: torch.device):
     """validator(model) -> the validation metric of DATASETS.VAL's evaluation protocol on every rank
-    (``EvaluationProtocol.validation_metrics``: SGB's graph-constrained R@100, PySGG's score_wtd on Open
-    Images), logged with the protocol's other validation metrics; the loader is built on first use."""
+    (``validation_metric_name``: SGB's graph-constrained R@100, ng-R@100 with TEST.RELATION.MULTIPLE_PREDS,
+    PySGG's score_wtd on Open Images), logged with the protocol's other validation metrics; the loader is
+    built on first use."""
     loaders = {}
     mode = relation_mode(cfg)
 
     def validate(model: nn.Module) -> float:
         if "val" not in loaders:
-            loaders["val"] = make_data_loader(cfg, mode="val", is_distributed=distributed)
+            with user_errors("building the val split"):
+                loaders["val"] = make_data_loader(cfg, mode="val", is_distributed=distributed)
         loader = loaders["val"]
         protocol = family_of(dataset_name(cfg, "val")).protocol
         predictions = predict_split(model, loader, device, amp_dtype_from_config(cfg.DTYPE), mode,
@@ -110,7 +130,7 @@ def relation_validator(cfg, distributed: bool, device: torch.device):
             evaluation = evaluate_split(loader.dataset, predictions, mode, zeroshot=None, predicate_counts=None,
                                         iou_threshold=cfg.TEST.RELATION.IOU_THRESHOLD, with_detection=False,
                                         protocol=protocol)
-            metric, line = protocol.validation_metric(evaluation)
+            metric, line = protocol.validation_metric(evaluation, validation_metric_name(cfg, protocol))
             logger.info("%s", line)
         return broadcast_object(metric)
 
@@ -166,7 +186,8 @@ def test_relation_model(cfg, model: nn.Module, device: torch.device, distributed
     protocol = family_of(dataset_name(cfg, split)).protocol
     mode = relation_mode(cfg)
     num_predicates = cfg.MODEL.ROI_RELATION_HEAD.NUM_CLASSES
-    loader = make_data_loader(cfg, mode=split, is_distributed=distributed)
+    with user_errors(f"building the {split} split"):
+        loader = make_data_loader(cfg, mode=split, is_distributed=distributed)
     dataset = loader.dataset
     folder = os.path.join(cfg.OUTPUT_DIR, "inference", dataset_name(cfg, split))
     path = os.path.join(folder, PREDICTIONS_FILE)
@@ -182,8 +203,9 @@ def test_relation_model(cfg, model: nn.Module, device: torch.device, distributed
         return {}
     if cached is None:
         save_split_predictions(path, predictions, mode, num_predicates, metadata)
-    zeroshot, predicate_counts, train_metadata = train_split_inputs(cfg, protocol, dataset, split, num_predicates,
-                                                                    zeroshot_file)
+    with user_errors("reading the zero-shot triplets and the train split's predicate counts"):
+        zeroshot, predicate_counts, train_metadata = train_split_inputs(cfg, protocol, dataset, split,
+                                                                        num_predicates, zeroshot_file)
     evaluation = evaluate_split(dataset, predictions, mode, zeroshot, predicate_counts,
                                 iou_threshold=cfg.TEST.RELATION.IOU_THRESHOLD, protocol=protocol)
     logger.info("%s", evaluation["report"])

@@ -1,7 +1,9 @@
 """An iteration-based training loop shared by the detector and relation trainers.
 
 Each iteration: forward under torch.amp autocast (DTYPE) -> loss = sum of the loss dict -> backward ->
-optional global grad-norm clipping over the trainable parameters -> optimizer step -> validation every
+optional global grad-norm clipping over the trainable parameters (the gradient norms logged every
+``grad_log_period`` iterations and at the run's first, as SGB's relation trainer logs them with
+SOLVER.PRINT_GRAD_FREQ) -> optimizer step -> validation every
 ``val_period`` iterations (model in eval mode) -> scheduler step (with the validation metric for
 WarmupReduceLROnPlateau) -> hooks (checkpoints, the SGB log line, TensorBoard).
 """
@@ -104,7 +106,7 @@ class Trainer:
                  grad_scaler: torch.amp.GradScaler | None = None, grad_clip_norm: float | None = None,
                  validator: Callable[[nn.Module], float | None] | None = None, val_period: int = 0,
                  pre_validate: bool = False, stop_at_max_decay: bool = True, hooks: Sequence[Hook] = (),
-                 best_metric: float | None = None) -> None:
+                 best_metric: float | None = None, grad_log_period: int = 0) -> None:
         self.model = model
         self.data_loader = data_loader
         self.optimizer = optimizer
@@ -116,6 +118,7 @@ class Trainer:
         self.amp_dtype = amp_dtype
         self.grad_scaler = grad_scaler
         self.grad_clip_norm = grad_clip_norm
+        self.grad_log_period = grad_log_period
         self.validator = validator
         self.val_period = val_period
         self.pre_validate = pre_validate
@@ -187,7 +190,12 @@ class Trainer:
         self.meters.update(loss=sum(self.last_losses.values()), **self.last_losses)
 
     def _clip_gradients(self) -> None:
-        """SGB's clip: scale all gradients by max_norm / (total_norm + 1e-6) when that is below 1."""
+        """SGB's clip: scale all gradients by max_norm / (total_norm + 1e-6) when that is below 1. Before it,
+        when due, log the norms (``gradient_norm_report``)."""
+        if self.grad_log_period > 0 and (self.iteration == self.start_iter + 1
+                                         or self.iteration % self.grad_log_period == 0):
+            logger.info("%s", gradient_norm_report(
+                [(name, p) for name, p in self.model.named_parameters() if p.requires_grad], self.grad_clip_norm))
         if self.grad_clip_norm:
             torch.nn.utils.clip_grad_norm_(self.trainable_parameters, self.grad_clip_norm)
 
@@ -216,6 +224,20 @@ class Trainer:
     def _should_stop(self) -> bool:
         return (self.stop_at_max_decay and isinstance(self.scheduler, WarmupReduceLROnPlateau)
                 and self.scheduler.reached_max_decay)
+
+
+def gradient_norm_report(named_parameters: Sequence[tuple[str, nn.Parameter]], max_norm: float | None) -> str:
+    """SGB's gradient log: the total L2 norm of the gradients and the clip coefficient max_norm / (total +
+    1e-6) (1 without clipping), then every parameter's gradient norm and shape, largest first."""
+    norms = {name: float(p.grad.detach().float().norm()) for name, p in named_parameters if p.grad is not None}
+    shapes = {name: tuple(p.shape) for name, p in named_parameters}
+    total = sum(norm ** 2 for norm in norms.values()) ** 0.5
+    coefficient = max_norm / (total + 1e-6) if max_norm else 1.0
+    lines = [f"---Total norm {total:.5f} clip coef {coefficient:.5f}-----------------"]
+    largest_first = sorted(norms.items(), key=lambda item: -item[1])
+    lines += [f"{name:<50s}: {norm:.5f}, ({shapes[name]})" for name, norm in largest_first]
+    lines.append("-------------------------------")
+    return "\n".join(lines)
 
 
 class CheckpointHook(Hook):

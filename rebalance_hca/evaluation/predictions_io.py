@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -93,8 +94,8 @@ def load_predictions(path: str | os.PathLike) -> dict:
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {name: data[name] for name in data.files}
-    except (OSError, ValueError) as error:
-        raise ValueError(f"{path}: not a readable predictions file ({error})") from error
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:  # e.g. a truncated file
+        raise ValueError(f"{path}: not a readable predictions file ({error or type(error).__name__})") from error
     if str(arrays.get("format", "")) != PREDICTIONS_FORMAT:
         raise ValueError(f"{path}: not a {PREDICTIONS_FORMAT} file")
     if int(arrays["version"]) != PREDICTIONS_VERSION:

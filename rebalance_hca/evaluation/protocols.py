@@ -29,13 +29,15 @@ class EvaluationProtocol(ABC):
 
     name: recorded in predictions files (metadata ``evaluation_protocol``); results_key: the key of the
     metrics dict in ``evaluate``'s output; validation_metrics: metric names of that dict, the first one
-    selects the best checkpoint, all are logged; uses_train_split: whether ``evaluate`` reads the train
+    selects the best checkpoint, all are logged; multiple_preds_metric: the metric selected instead with
+    TEST.RELATION.MULTIPLE_PREDS (None: the key does not apply to this protocol); uses_train_split: whether ``evaluate`` reads the train
     split's zero-shot triplets and predicate counts (``engine.relation_inference.train_split_statistics``).
     """
 
     name: str
     results_key: str
     validation_metrics: tuple[str, ...]
+    multiple_preds_metric: str | None
     uses_train_split: bool
 
     @abstractmethod
@@ -60,11 +62,14 @@ class EvaluationProtocol(ABC):
     def unusable_predictions(self, predictions: Sequence[Mapping[str, Any]]) -> str | None:
         """What a saved predictions file lacks for this protocol, or None when it can be evaluated."""
 
-    def validation_metric(self, evaluation: Mapping[str, Any]) -> tuple[float, str]:
-        """(the metric validation selects on, the log line with every validation metric)."""
+    def validation_metric(self, evaluation: Mapping[str, Any], selected: str | None = None) -> tuple[float, str]:
+        """(the metric validation selects on, the log line with it first and every validation metric);
+        ``selected``: that metric's name, by default the first of ``validation_metrics``."""
         results = evaluation[self.results_key]
-        line = "Validation " + "  ".join(f"{name} {results[name]:.4f}" for name in self.validation_metrics)
-        return results[self.validation_metrics[0]], line
+        selected = selected or self.validation_metrics[0]
+        names = dict.fromkeys((selected, *self.validation_metrics))
+        line = "Validation " + "  ".join(f"{name} {results[name]:.4f}" for name in names)
+        return results[selected], line
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,7 @@ class SGBProtocol(EvaluationProtocol):
     name: str = "vg"
     results_key: str = "sgg"
     validation_metrics: tuple[str, ...] = ("R@100", "mR@100")
+    multiple_preds_metric: str | None = "ng-R@100"
     uses_train_split: bool = True
 
     def compact(self, prediction, groundtruth, mode, num_predicates, max_k, where):
@@ -101,6 +107,7 @@ class OpenImagesProtocol(EvaluationProtocol):
     name: str = "oi"
     results_key: str = "oi"
     validation_metrics: tuple[str, ...] = ("score_wtd", "R@50", "mR@50")
+    multiple_preds_metric: str | None = None
     uses_train_split: bool = False
 
     def compact(self, prediction, groundtruth, mode, num_predicates, max_k, where):

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from ..utils.atomic import atomic_write
+from ..utils.torch_files import load_torch_file
 from ._arrays import check_range, get_array
 from .groundtruth import CLASS_ID_LIMIT, triplet_keys
 
@@ -50,8 +51,5 @@ def save_zeroshot_triplets(path: str | os.PathLike, triplets: Any) -> None:
 
 def load_zeroshot_triplets(path: str | os.PathLike) -> np.ndarray:
     """Read a zero-shot triplet file (ours or SGB's) as (T, 3) int64. Raises ValueError naming the file."""
-    try:
-        value = torch.load(str(path), map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, EOFError) as error:
-        raise ValueError(f"{path}: cannot read zero-shot triplets ({error})") from error
+    value = load_torch_file(str(path), "zero-shot triplet file")
     return get_array({"triplets": value}, "triplets", str(path), 2, 3, integer=True)

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from ..utils.state_dict import load_state_dict_checked
+from ..utils.torch_files import load_torch_file
 from .sgb_checkpoint import import_sgb_detector_state, is_sgb_state
 
 logger = logging.getLogger(__name__)
@@ -32,11 +33,12 @@ def unwrap_model(model: nn.Module) -> nn.Module:
 
 
 def read_checkpoint(path: str, mmap: bool = False) -> dict[str, Any]:
-    """``torch.load`` of a checkpoint onto the CPU; FileNotFoundError naming the path when it is absent.
-    ``mmap``: memory-map the tensors instead of reading them (zip-format files; legacy ones are read)."""
+    """``torch.load`` of a checkpoint onto the CPU; FileNotFoundError naming the path when it is absent,
+    ValueError naming it when it cannot be read (e.g. truncated). ``mmap``: memory-map the tensors instead of
+    reading them (zip-format files; legacy ones are read)."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"checkpoint not found: {path}")
-    return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap and zipfile.is_zipfile(path))
+    return load_torch_file(path, "checkpoint", mmap=mmap and zipfile.is_zipfile(path))
 
 
 def model_state_of(data: dict[str, Any]) -> dict[str, torch.Tensor]:

@@ -12,6 +12,9 @@ import os
 import sys
 from typing import Callable, Iterator
 
+from tqdm import tqdm
+
+from .atomic import DiskFullError
 from .state_dict import StateDictMismatchError
 
 TRACEBACK_ENV = "REBALANCE_HCA_TRACEBACK"
@@ -39,11 +42,12 @@ def user_errors(stage: str) -> Iterator[None]:
 
 def run_tool(main: Callable[[], object]) -> None:
     """Run a tool's ``main``: a UserInputError becomes one line on stderr and exit code 2; a non-finite
-    training loss (FloatingPointError, which names the iteration) one line and exit code 1."""
+    training loss (FloatingPointError, which names the iteration) or a full disk (DiskFullError, which names
+    the file being written; the files written before are intact) one line and exit code 1."""
     try:
         main()
-    except (UserInputError, FloatingPointError) as error:
+    except (UserInputError, FloatingPointError, DiskFullError) as error:
         if os.environ.get(TRACEBACK_ENV):
             raise
-        print(f"error: {error}", file=sys.stderr)
+        tqdm.write(f"error: {error}", file=sys.stderr)  # on a line of its own, also under a progress bar
         sys.exit(EXIT_USER_ERROR if isinstance(error, UserInputError) else EXIT_TRAINING_STOPPED)

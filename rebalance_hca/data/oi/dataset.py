@@ -56,7 +56,9 @@ def predicate_counts(ann: OIAnnotations, num_predicates: int) -> np.ndarray:
 class OIDataset(SceneGraphDataset):
     """One split of an Open Images V6 dataset in PySGG's layout: ``ds[i] -> (image, target, i)``.
 
-    ``filter_duplicate_rels`` acts on the train split only (PySGG forces it off for val/test);
+    ``filter_empty_rels`` acts on the train split only: val and test always drop the records without a
+    relation or a box, as PySGG's loader does whatever MODEL.RELATION_ON says (its detector pretraining keeps
+    them in train only); ``filter_duplicate_rels`` acts on the train split only (PySGG forces it off for val/test);
     ``rebalance`` is the stage-2 split and ``resampling`` BGNN's bi-level resampling (train only).
     Boxes are the stored pixel boxes (no 1024 frame); ``attributes`` are zeros (Open Images has none);
     ``get_img_info`` gives ``image_id`` = the record's index in the annotation file.
@@ -95,7 +97,8 @@ class OIDataset(SceneGraphDataset):
         if not os.path.isdir(img_dir):
             raise DataFormatError(f"image folder (img_dir) not found: {img_dir}")
         self.labels = self.annotations.labels
-        self.index: SplitIndex = select_oi_split(self.annotations, filter_empty_rels, num_im, rebalance)
+        self.index: SplitIndex = select_oi_split(self.annotations, filter_empty_rels or split != "train", num_im,
+                                                 rebalance)
         rows = self.index.image_rows
         self.widths = self.annotations.widths[rows]
         self.heights = self.annotations.heights[rows]

@@ -19,6 +19,7 @@ from torchvision.ops import FrozenBatchNorm2d
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
 from ...utils.state_dict import check_state_dict_fits
+from ...utils.torch_files import load_torch_file
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +98,7 @@ def _load_body_weights(body: resnet.ResNet, weights_file: str, download: bool, k
     if weights_file:
         if not os.path.isfile(weights_file):
             raise FileNotFoundError(f"MODEL.BACKBONE_WEIGHTS file not found: {weights_file}")
-        state = torch.load(weights_file, map_location="cpu", weights_only=True)
+        state = load_torch_file(weights_file, "MODEL.BACKBONE_WEIGHTS")
         source = f"MODEL.BACKBONE_WEIGHTS {weights_file}"
     elif download:
         if key not in _TORCHVISION_WEIGHTS:

@@ -16,36 +16,9 @@ from .rpn import FixedStrideAnchorGenerator, FPNRegionProposalNetwork, SingleCon
 
 logger = logging.getLogger(__name__)
 
-# Keys naming SGB alternatives that this detector does not build, with the one value it supports.
-_SUPPORTED_VALUES = {
-    "MODEL.META_ARCHITECTURE": "GeneralizedRCNN",
-    "MODEL.RPN_ONLY": False,
-    "MODEL.RETINANET_ON": False,
-    "MODEL.KEYPOINT_ON": False,
-    "MODEL.CLS_AGNOSTIC_BBOX_REG": False,
-    "MODEL.FPN.USE_GN": False,
-    "MODEL.FPN.USE_RELU": False,
-    "MODEL.RPN.USE_FPN": True,
-    "MODEL.RPN.RPN_HEAD": "SingleConvRPNHead",
-    "MODEL.ROI_HEADS.USE_FPN": True,
-    "MODEL.ROI_BOX_HEAD.FEATURE_EXTRACTOR": "FPN2MLPFeatureExtractor",
-    "MODEL.ROI_BOX_HEAD.PREDICTOR": "FPNPredictor",
-}
-
-
-def _config_value(cfg, dotted_key: str):
-    node = cfg
-    for part in dotted_key.split("."):
-        node = node[part]
-    return node
-
-
 def check_detector_config(cfg) -> None:
-    """Raise ValueError naming the key for any setting this torchvision detector does not implement."""
-    for key, supported in _SUPPORTED_VALUES.items():
-        value = _config_value(cfg, key)
-        if value != supported:
-            raise ValueError(f"{key} {value!r} is not supported by the torchvision detector; use {supported!r}")
+    """Raise ValueError naming the key for a mask head torchvision cannot build. (The SGB alternatives this
+    detector does not build are refused when the config is loaded: ``config.unsupported``.)"""
     mask_head = cfg.MODEL.ROI_MASK_HEAD
     if cfg.MODEL.MASK_ON and mask_head.RESOLUTION != 2 * mask_head.POOLER_RESOLUTION:
         raise ValueError(f"MODEL.ROI_MASK_HEAD.RESOLUTION ({mask_head.RESOLUTION}) must be twice POOLER_RESOLUTION "

@@ -60,12 +60,6 @@ def build_relation_head(cfg, detector: SceneGraphDetector, mode: str, object_vec
     ``PredictorParts``; predicate_counts (P,): training counts for the class-balanced loss.
     """
     roi_heads = detector.roi_heads
-    if cfg.TEST.RELATION.REQUIRE_OVERLAP:
-        raise ValueError("TEST.RELATION.REQUIRE_OVERLAP True is not supported: test pairs are every ordered pair "
-                         "(False in every SGB / RB config)")
-    if cfg.MODEL.ROI_RELATION_HEAD.FEATURE_EXTRACTOR != "RelationFeatureExtractor":
-        raise ValueError(f"MODEL.ROI_RELATION_HEAD.FEATURE_EXTRACTOR {cfg.MODEL.ROI_RELATION_HEAD.FEATURE_EXTRACTOR!r} "
-                         "is not supported; use 'RelationFeatureExtractor'")
     box_features = BoxFeatureExtractor(roi_heads.box_roi_pool, roi_heads.box_head)
     parts = PredictorParts(mode=mode, object_vectors=object_vectors, pred_dist=pred_dist, fg_counts=fg_counts,
                            confusion_matrix=confusion_matrix, box_channels=box_features.out_channels,

@@ -17,7 +17,7 @@ import os
 import numpy as np
 
 __all__ = ["TRANSFER_MATRIX_FORMS", "load_confusion_matrix", "normalized_confusion", "predicate_correlation",
-           "transfer_matrix"]
+           "transfer_matrix", "uninformative_confusion"]
 
 CONFUSION_MATRIX_KEY = "MODEL.ROI_RELATION_HEAD.CONFUSION_MATRIX"
 TRANSFER_MATRIX_KEY = "MODEL.ROI_RELATION_HEAD.TRANSFER_MATRIX"
@@ -31,7 +31,8 @@ def load_confusion_matrix(path: str, num_predicates: int, key: str = CONFUSION_M
     """Read the confusion counts from the .npy at ``path``; returns a float64 (num_predicates, num_predicates).
 
     Raises FileNotFoundError when the file is missing, ValueError when it is not a readable numeric .npy,
-    has another shape, or holds non-finite or negative entries; every message names ``key`` and ``path``.
+    has another shape, holds non-finite or negative entries, or carries no predicate correlation
+    (``uninformative_confusion``); every message names ``key`` and ``path``.
     """
     where = f"{key}={path!r}"
     if not os.path.isfile(path):
@@ -52,7 +53,28 @@ def load_confusion_matrix(path: str, num_predicates: int, key: str = CONFUSION_M
         raise ValueError(f"{where}: {int((~np.isfinite(counts)).sum())} non-finite entries (NaN or inf)")
     if (counts < 0).any():
         raise ValueError(f"{where}: {int((counts < 0).sum())} negative entries; counts must be >= 0")
+    problem = uninformative_confusion(counts)
+    if problem:
+        raise ValueError(f"{where}: {problem}")
     return counts
+
+
+def uninformative_confusion(confusion: np.ndarray) -> str:
+    """Why counts ``confusion`` (P, P) carry no predicate correlation, or "" when they do.
+
+    Only the foreground block [1:, 1:] counts (background is masked out). Without an off-diagonal count,
+    every correlation corr[i, j], i != j, is 0: the reweighting loss reduces to plain cross-entropy and the
+    transfer map to the identity, so stage 2 and the transfer classifier would change nothing. All zero: no
+    GT relation was counted (an empty split?); diagonal only: every GT predicate was predicted as itself.
+    """
+    foreground = np.asarray(confusion)[1:, 1:]
+    if np.count_nonzero(foreground) == np.count_nonzero(np.diag(foreground)):
+        counted = "counts no relation at all" if not foreground.any() else \
+            "counts only correct predictions (no predicate is confused with another)"
+        return (f"the confusion matrix {counted}, so it carries no predicate correlation: the reweighting loss "
+                "would be plain cross-entropy and the transfer classifier the identity; compute it with "
+                "tools/compute_confusion_matrix.py from a stage-1 PredCls model over the train split")
+    return ""
 
 
 def normalized_confusion(confusion: np.ndarray) -> np.ndarray:
