@@ -41,7 +41,8 @@ def validator_for(cfg, distributed: bool, device: torch.device, amp_dtype):
     def validate(model) -> float:
         if "val" not in loaders:
             loaders["val"] = make_data_loader(cfg, mode="val", is_distributed=distributed)
-        return inference_and_map(model, loaders["val"], device, amp_dtype)
+        return inference_and_map(model, loaders["val"], device, amp_dtype,
+                                 batch_invariant=cfg.TEST.BATCH_INVARIANT)
 
     return validate
 
@@ -78,7 +79,8 @@ def test(cfg, model: torch.nn.Module, device: torch.device, distributed: bool) -
     name = dataset_name(cfg, "test")
     output_folder = os.path.join(cfg.OUTPUT_DIR, "inference", name) if cfg.OUTPUT_DIR else ""
     loader = make_data_loader(cfg, mode="test", is_distributed=distributed)
-    result = {name: inference_and_map(model, loader, device, amp_dtype_from_config(cfg.DTYPE), output_folder)}
+    result = {name: inference_and_map(model, loader, device, amp_dtype_from_config(cfg.DTYPE), output_folder,
+                                      batch_invariant=cfg.TEST.BATCH_INVARIANT)}
     synchronize()
     return result
 
