@@ -81,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         for batch in batches(iter(source), args.batch_size):
             predictions = predict_scene_graphs(model, [item.image for item in batch], transform,
                                                cfg.DATALOADER.SIZE_DIVISIBILITY, device,
-                                               amp_dtype_from_config(cfg.DTYPE))
+                                               amp_dtype_from_config(cfg.DTYPE), cfg.TEST.BATCH_INVARIANT)
             for item, prediction in zip(batch, predictions):
                 height, width = item.image.shape[:2]
                 document = scene_graph_document(prediction, item.source, width, height, vocabulary.ind_to_classes,

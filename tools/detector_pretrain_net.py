@@ -42,7 +42,8 @@ def validator_for(cfg, distributed: bool, device: torch.device, amp_dtype):
         if "val" not in loaders:
             with user_errors("building the val split"):
                 loaders["val"] = make_data_loader(cfg, mode="val", is_distributed=distributed)
-        return inference_and_map(model, loaders["val"], device, amp_dtype)
+        return inference_and_map(model, loaders["val"], device, amp_dtype,
+                                 batch_invariant=cfg.TEST.BATCH_INVARIANT)
 
     return validate
 
@@ -82,7 +83,8 @@ def test(cfg, model: torch.nn.Module, device: torch.device, distributed: bool) -
     output_folder = os.path.join(cfg.OUTPUT_DIR, "inference", name) if cfg.OUTPUT_DIR else ""
     with user_errors("building the test split"):
         loader = make_data_loader(cfg, mode="test", is_distributed=distributed)
-    result = {name: inference_and_map(model, loader, device, amp_dtype_from_config(cfg.DTYPE), output_folder)}
+    result = {name: inference_and_map(model, loader, device, amp_dtype_from_config(cfg.DTYPE), output_folder,
+                                      batch_invariant=cfg.TEST.BATCH_INVARIANT)}
     synchronize()
     return result
 

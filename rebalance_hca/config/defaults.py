@@ -265,6 +265,10 @@ _C.TEST = CN()
 _C.TEST.EXPECTED_RESULTS = []
 _C.TEST.EXPECTED_RESULTS_SIGMA_TOL = 4
 _C.TEST.IMS_PER_BATCH = 8
+# The model sees one test image at a time, padded alone, so that predictions and metrics are the same for any
+# TEST.IMS_PER_BATCH and number of processes (ours; testing, validation, the confusion matrix, detector mAP and
+# the demo). False: one forward per padded batch, as SGB does; faster on a GPU, numbers depend on the batch.
+_C.TEST.BATCH_INVARIANT = True
 _C.TEST.DETECTIONS_PER_IMG = 100
 _C.TEST.BBOX_AUG = CN()
 _C.TEST.BBOX_AUG.ENABLED = False

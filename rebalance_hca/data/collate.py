@@ -1,4 +1,5 @@
-"""Batch collation: images zero-padded to a common size divisible by SIZE_DIVISIBILITY."""
+"""Batch collation: images zero-padded to a common size divisible by SIZE_DIVISIBILITY, and the way back to
+one batch per image (what batch-invariant testing runs the model on)."""
 from __future__ import annotations
 
 import math
@@ -22,6 +23,16 @@ def to_image_list(images: Sequence[torch.Tensor], size_divisible: int = 0) -> Im
     for padded, image in zip(batch, images):
         padded[:, : image.shape[1], : image.shape[2]].copy_(image)
     return ImageList(batch, [(int(image.shape[1]), int(image.shape[2])) for image in images])
+
+
+def split_image_list(images: ImageList, size_divisible: int = 0) -> list[ImageList]:
+    """Each image of a padded batch as a batch of its own: (B, 3, H, W) -> B ImageLists (1, 3, H'_i, W'_i).
+
+    Image i is cropped to its ``image_sizes[i]`` and padded alone to multiples of ``size_divisible``:
+    bit for bit what ``to_image_list([image_i], size_divisible)`` (a loader batch of one) gives.
+    """
+    return [to_image_list([images.tensors[index, :, :height, :width]], size_divisible)
+            for index, (height, width) in enumerate(images.image_sizes)]
 
 
 class BatchCollator:

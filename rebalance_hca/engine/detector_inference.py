@@ -19,6 +19,7 @@ from ..modeling.weights import unwrap_model
 from ..structures.boxes import scale_xyxy
 from ..utils.atomic import atomic_write
 from ..utils.comm import all_gather, broadcast_object, is_main_process
+from .batch_invariance import predict_batch
 
 logger = logging.getLogger(__name__)
 
@@ -31,20 +32,23 @@ def rescale_boxes(boxes: torch.Tensor, from_size: tuple[int, int], to_width: int
 
 @torch.no_grad()
 def run_detector_inference(model: nn.Module, data_loader, device: torch.device,
-                           amp_dtype: torch.dtype | None = None) -> dict[int, dict[str, torch.Tensor]]:
+                           amp_dtype: torch.dtype | None = None,
+                           batch_invariant: bool = True) -> dict[int, dict[str, torch.Tensor]]:
     """Detections of every image of ``data_loader.dataset``, keyed by dataset index, on every rank.
 
     Each value: {"boxes": (N, 4) float32 xyxy in the ORIGINAL image frame, "labels": (N,) int64,
-    "scores": (N,) float32}, on the CPU. The model is put in eval mode.
+    "scores": (N,) float32}, on the CPU. The model is put in eval mode. batch_invariant
+    (TEST.BATCH_INVARIANT): the detector sees one image at a time (``predict_batch``).
     """
     detector = unwrap_model(model)
     detector.eval()
     dataset = data_loader.dataset
+    size_divisible = data_loader.collate_fn.size_divisible
     predictions: dict[int, dict[str, torch.Tensor]] = {}
     for images, _, indices in tqdm(data_loader, desc="detector inference", disable=not is_main_process()):
         images = images.to(device)
         with torch.autocast(device_type=device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-            detections = detector(images)
+            detections = predict_batch(detector, images, None, batch_invariant, size_divisible)
         for index, image_detections, size in zip(indices, detections, images.image_sizes):
             info = dataset.get_img_info(index)
             predictions[int(index)] = {
@@ -73,10 +77,10 @@ def evaluate_detections(dataset, predictions: dict[int, dict[str, torch.Tensor]]
 
 
 def inference_and_map(model: nn.Module, data_loader, device: torch.device, amp_dtype: torch.dtype | None = None,
-                      output_folder: str = "") -> float:
-    """Run inference, compute the mAP on rank 0 (written to ``output_folder/detection_map.json`` when given)
-    and return mAP@0.5 on every rank."""
-    predictions = run_detector_inference(model, data_loader, device, amp_dtype)
+                      output_folder: str = "", batch_invariant: bool = True) -> float:
+    """Run inference (``run_detector_inference``), compute the mAP on rank 0 (written to
+    ``output_folder/detection_map.json`` when given) and return mAP@0.5 on every rank."""
+    predictions = run_detector_inference(model, data_loader, device, amp_dtype, batch_invariant)
     result = None
     if is_main_process():
         result = evaluate_detections(data_loader.dataset, predictions)

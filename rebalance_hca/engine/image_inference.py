@@ -22,6 +22,7 @@ from ..data.collate import to_image_list
 from ..modeling.weights import unwrap_model
 from ..data.image_io import UNDECODABLE, decode_image_file
 from ..utils.cli import UserInputError
+from .batch_invariance import predict_batch
 from .relation_inference import to_evaluation_frame
 
 logger = logging.getLogger(__name__)
@@ -168,10 +169,13 @@ def batches(images: Iterator[InputImage], batch_size: int) -> Iterator[list[Inpu
 
 @torch.no_grad()
 def predict_scene_graphs(model: nn.Module, images: list[np.ndarray], transform: Callable, size_divisible: int,
-                         device: torch.device, amp_dtype: torch.dtype | None = None) -> list[dict[str, np.ndarray]]:
+                         device: torch.device, amp_dtype: torch.dtype | None = None,
+                         batch_invariant: bool = True) -> list[dict[str, np.ndarray]]:
     """SGDet predictions of BGR uint8 images [(H_i, W_i, 3)], each in its original frame.
 
     transform: the test transform (``build_transforms(cfg, is_train=False)``): resize, normalise.
+    batch_invariant (TEST.BATCH_INVARIANT): the model sees one image at a time (``predict_batch``), so an
+    image's scene graph does not depend on the images batched with it.
     Returns per image numpy arrays: "boxes" (k, 4) xyxy in the (W_i, H_i) frame, "labels" (k,), "scores"
     (k,), "rel_pair_idxs" (p, 2) ranked, "rel_scores" (p, P), "rel_labels" (p,), "triplet_scores" (p,).
     """
@@ -179,7 +183,7 @@ def predict_scene_graphs(model: nn.Module, images: list[np.ndarray], transform: 
     tensors = [transform(image, {"boxes": torch.zeros((0, 4))})[0] for image in images]
     batch = to_image_list(tensors, size_divisible).to(device)
     with torch.autocast(device_type=device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-        predictions = model(batch)
+        predictions = predict_batch(model, batch, None, batch_invariant, size_divisible)
     results = []
     for image, prediction, size in zip(images, predictions, batch.image_sizes):
         info = {"width": int(image.shape[1]), "height": int(image.shape[0])}

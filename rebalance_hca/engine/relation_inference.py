@@ -23,6 +23,7 @@ from ..evaluation import (SGB_PROTOCOL, EvaluationProtocol, compute_zeroshot_tri
 from ..modeling.weights import unwrap_model
 from ..utils.comm import gather_to_main, is_main_process
 from ..utils.seed import derived_seed, seeded_global_generators
+from .batch_invariance import predict_batch
 from .detector_inference import rescale_boxes
 from .trainer import move_batch_to_device
 
@@ -72,18 +73,21 @@ def to_evaluation_frame(prediction: Mapping[str, torch.Tensor], image_size: tupl
 @torch.no_grad()
 def predict_split(model: nn.Module, data_loader, device: torch.device, amp_dtype: torch.dtype | None,
                   mode: str, num_predicates: int, description: str = "relation inference",
-                  protocol: EvaluationProtocol = SGB_PROTOCOL) -> dict[int, dict] | None:
+                  protocol: EvaluationProtocol = SGB_PROTOCOL, batch_invariant: bool = True) -> dict[int, dict] | None:
     """Compact predictions of every image of ``data_loader.dataset`` keyed by dataset index, on rank 0
     (None on the other ranks), in ``protocol``'s compact form (the Open Images one adds its candidates).
-    The model is put in eval mode."""
+    The model is put in eval mode. batch_invariant (TEST.BATCH_INVARIANT): the model sees one image at a
+    time (``predict_batch``), so the predictions do not depend on the loader's batch size or the number of
+    processes."""
     model = unwrap_model(model).eval()
     dataset = data_loader.dataset
+    size_divisible = data_loader.collate_fn.size_divisible
     mine: dict[int, dict] = {}
     for images, targets, indices in tqdm(data_loader, desc=description, disable=not is_main_process(),
                                          dynamic_ncols=True):
         images, targets = move_batch_to_device(images, targets, device)
         with torch.autocast(device_type=device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-            predictions = model(images, targets)
+            predictions = predict_batch(model, images, targets, batch_invariant, size_divisible)
         for index, prediction, size in zip(indices, predictions, images.image_sizes):
             groundtruth = groundtruth_for_evaluation(dataset, int(index))
             full = to_evaluation_frame(prediction, size, dataset.get_img_info(int(index)), groundtruth, mode)

@@ -21,7 +21,7 @@ from ..evaluation import EvaluationProtocol, PredicateConfusionMatrix
 from ..modeling import build_model, relation_mode
 from ..modeling.weights import load_model_weights, unwrap_model
 from ..utils.cli import UserInputError, user_errors
-from ..utils.comm import broadcast_object, is_main_process
+from ..utils.comm import broadcast_object, get_world_size, is_main_process
 from .checkpoint import Checkpointer
 from .relation_inference import (evaluate_split, groundtruth_for_evaluation, load_cached_predictions, predict_split,
                                  save_split_predictions, train_split_inputs)
@@ -124,7 +124,7 @@ def relation_validator(cfg, distributed: bool, device: torch.device):
         protocol = family_of(dataset_name(cfg, "val")).protocol
         predictions = predict_split(model, loader, device, amp_dtype_from_config(cfg.DTYPE), mode,
                                     cfg.MODEL.ROI_RELATION_HEAD.NUM_CLASSES, description="validation",
-                                    protocol=protocol)
+                                    protocol=protocol, batch_invariant=cfg.TEST.BATCH_INVARIANT)
         metric = None
         if predictions is not None:
             evaluation = evaluate_split(loader.dataset, predictions, mode, zeroshot=None, predicate_counts=None,
@@ -162,13 +162,21 @@ def _file_fingerprint(path: str) -> list[Any]:
     return [os.path.abspath(path), stat.st_size, stat.st_mtime_ns]
 
 
+def batching_description(cfg) -> str:
+    """How the test pass fed images to the model: "per image" (TEST.BATCH_INVARIANT, the predictions do not
+    depend on the batch), else the padded batches, which the predictions depend on."""
+    if cfg.TEST.BATCH_INVARIANT:
+        return "per image"
+    return f"padded batches of {cfg.TEST.IMS_PER_BATCH // get_world_size()} on each of {get_world_size()} processes"
+
+
 def prediction_metadata(cfg, weights: str, split: str, dataset_size: int) -> dict[str, Any]:
     """What a predictions file was computed from; a cached file is reused only when all of it matches."""
     relevant = {section: cfg[section] for section in PREDICTION_SECTIONS}
     config_digest = hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()
     name = dataset_name(cfg, split)
     return {"split": split, "dataset": name, "evaluation_protocol": family_of(name).protocol.name,
-            "dataset_size": dataset_size,
+            "dataset_size": dataset_size, "batching": batching_description(cfg),
             "mode": relation_mode(cfg), "predictor": cfg.MODEL.ROI_RELATION_HEAD.PREDICTOR,
             "weights": _file_fingerprint(weights),
             "confusion_matrix": _file_fingerprint(cfg.MODEL.ROI_RELATION_HEAD.CONFUSION_MATRIX),
@@ -198,7 +206,7 @@ def test_relation_model(cfg, model: nn.Module, device: torch.device, distributed
     predictions = cached
     if not broadcast_object(cached is not None):
         predictions = predict_split(model, loader, device, amp_dtype_from_config(cfg.DTYPE), mode, num_predicates,
-                                    protocol=protocol)
+                                    protocol=protocol, batch_invariant=cfg.TEST.BATCH_INVARIANT)
     if not is_main_process():
         return {}
     if cached is None:
@@ -231,7 +239,8 @@ def confusion_matrix_of_train_split(cfg, model: nn.Module, device: torch.device,
     loader = make_data_loader(cfg, mode="test", is_distributed=distributed, dataset=dataset)
     num_predicates = cfg.MODEL.ROI_RELATION_HEAD.NUM_CLASSES
     predictions = predict_split(model, loader, device, amp_dtype_from_config(cfg.DTYPE), mode, num_predicates,
-                                description="confusion matrix over the train split")
+                                description="confusion matrix over the train split",
+                                batch_invariant=cfg.TEST.BATCH_INVARIANT)
     if predictions is None:
         return None
     accumulator = PredicateConfusionMatrix(num_predicates, mode)
