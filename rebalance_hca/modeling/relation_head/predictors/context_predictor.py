@@ -55,9 +55,15 @@ class ContextPredictor(nn.Module):
         return self.context(inputs)
 
     def pair_representation(self, edge_context: Tensor, pairs: Tensor) -> Tensor:
-        """edge_context (N, d), pairs (R, 2) flat object indices -> pair_rep (R, 2d)."""
+        """edge_context (N, d), pairs (R, 2) flat object indices -> pair_rep (R, 2d).
+
+        ``index_select``, not ``head[pairs[:, 0]]``: on a CPU with several threads the backward of advanced
+        indexing adds the rows of objects in many pairs with atomic adds in whatever order the threads run,
+        so the gradient changed from run to run (docs/training.md#reproducibility); ``index_select``'s
+        backward adds them in pair order, whatever the thread count.
+        """
         head, tail = self.post_emb(edge_context).split(self.hidden_dim, dim=1)
-        return torch.cat([head[pairs[:, 0]], tail[pairs[:, 1]]], dim=1)
+        return torch.cat([head.index_select(0, pairs[:, 0]), tail.index_select(0, pairs[:, 1])], dim=1)
 
     def relation_logits(self, context: ObjectContext, pairs: Tensor, union_features: Tensor) -> Tensor:
         """(R, P) output logits of the pairs (R, 2) with union features (R, D)."""
