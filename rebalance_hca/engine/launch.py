@@ -20,6 +20,7 @@ from ..utils.atomic import atomic_write
 from ..utils.cli import UserInputError, user_errors
 from ..utils.comm import (cleanup_distributed, get_rank, get_world_size, init_distributed, is_main_process,
                           select_device)
+from ..utils.determinism import configure_determinism, refused_operations_as_user_errors
 from ..utils.logging import setup_logger
 from ..utils.seed import seed_everything
 
@@ -71,8 +72,10 @@ def cpu_threads_per_process() -> int:
 
 
 def setup_run(cfg, config_header: str = "") -> tuple[torch.device, bool, logging.Logger]:
-    """Device (MODEL.DEVICE), process group, logger (console + OUTPUT_DIR/log.txt on rank 0), seeds
-    (SEED + rank), and the merged config saved as OUTPUT_DIR/config.yml with ``config_header`` as comments."""
+    """Deterministic kernels (DETERMINISTIC, set before CUDA starts), device (MODEL.DEVICE), process group,
+    logger (console + OUTPUT_DIR/log.txt on rank 0), seeds (SEED + rank), and the merged config saved as
+    OUTPUT_DIR/config.yml with ``config_header`` as comments."""
+    configure_determinism(cfg.DETERMINISTIC)
     with user_errors("setting up the run"):
         device = select_device(cfg.MODEL.DEVICE)
     if is_main_process_of_launch():
@@ -94,10 +97,12 @@ def setup_run(cfg, config_header: str = "") -> tuple[torch.device, bool, logging
 
 @contextlib.contextmanager
 def session(cfg, config_header: str = "") -> Iterator[tuple[torch.device, bool, logging.Logger]]:
-    """``setup_run`` for the block, then leave the process group however the block ends."""
+    """``setup_run`` for the block, then leave the process group however the block ends. An operation that
+    DETERMINISTIC True refuses ends the block as a UserInputError naming it."""
     device, distributed, logger = setup_run(cfg, config_header)
     try:
-        yield device, distributed, logger
+        with refused_operations_as_user_errors():
+            yield device, distributed, logger
     finally:
         cleanup_distributed()
 
