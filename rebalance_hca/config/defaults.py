@@ -302,3 +302,7 @@ _C.DTYPE = "float32"
 _C.AMP_VERBOSE = False
 # Seed for every random generator of a run (RB: setup_seed(20)) (ours as a key).
 _C.SEED = 20
+# Deterministic kernels (ours): torch.use_deterministic_algorithms, cuDNN deterministic without benchmark,
+# CUBLAS_WORKSPACE_CONFIG; an operation without a deterministic implementation stops the run with its name.
+# CPU training is bit-reproducible without it (docs/training.md#reproducibility).
+_C.DETERMINISTIC = False

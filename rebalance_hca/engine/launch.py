@@ -22,6 +22,7 @@ from ..utils.atomic import atomic_write, remove_orphaned_temporaries
 from ..utils.cli import UserInputError, user_errors
 from ..utils.comm import (cleanup_distributed, get_rank, get_world_size, init_distributed, is_main_process,
                           select_device)
+from ..utils.determinism import configure_determinism, refused_operations_as_user_errors
 from ..utils.logging import setup_logger
 from ..utils.run_lock import RunLock
 from ..utils.seed import seed_everything
@@ -74,8 +75,10 @@ def cpu_threads_per_process() -> int:
 
 
 def setup_run(cfg, config_header: str = "") -> tuple[torch.device, bool, logging.Logger]:
-    """Device (MODEL.DEVICE), process group, logger (console + OUTPUT_DIR/log.txt on rank 0), seeds
-    (SEED + rank), and the merged config saved as OUTPUT_DIR/config.yml with ``config_header`` as comments."""
+    """Deterministic kernels (DETERMINISTIC, set before CUDA starts), device (MODEL.DEVICE), process group,
+    logger (console + OUTPUT_DIR/log.txt on rank 0), seeds (SEED + rank), and the merged config saved as
+    OUTPUT_DIR/config.yml with ``config_header`` as comments."""
+    configure_determinism(cfg.DETERMINISTIC)
     with user_errors("setting up the run"):
         device = select_device(cfg.MODEL.DEVICE)
     distributed = init_distributed(device)
@@ -117,13 +120,15 @@ def claim_output_dir(output_dir: str) -> OutputDirClaim | None:
 @contextlib.contextmanager
 def session(cfg, config_header: str = "") -> Iterator[tuple[torch.device, bool, logging.Logger]]:
     """``claim_output_dir`` and ``setup_run`` for the block; then leave the process group and release
-    OUTPUT_DIR however the block ends."""
+    OUTPUT_DIR however the block ends. An operation that DETERMINISTIC True refuses ends the block as a
+    UserInputError naming it."""
     claim = claim_output_dir(cfg.OUTPUT_DIR)
     try:
         device, distributed, logger = setup_run(cfg, config_header)
         if claim is not None:
             _log_claim(claim, logger)
-        yield device, distributed, logger
+        with refused_operations_as_user_errors():
+            yield device, distributed, logger
     finally:
         cleanup_distributed()
         if claim is not None:

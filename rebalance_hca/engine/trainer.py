@@ -89,6 +89,9 @@ class Hook:
     def after_train(self, trainer: "Trainer") -> None:
         pass
 
+    def after_failure(self, trainer: "Trainer") -> None:
+        """Training stopped with an exception, which propagates after every hook's after_failure."""
+
 
 class Trainer:
     """Runs iterations ``start_iter + 1 .. max_iter`` over ``data_loader`` batches (images, targets, indices).
@@ -135,6 +138,15 @@ class Trainer:
         return [p for p in self.model.parameters() if p.requires_grad]
 
     def train(self) -> None:
+        """Run the iterations (class docstring); on an exception, every hook's after_failure, then re-raise."""
+        try:
+            self._train()
+        except BaseException:
+            for hook in self.hooks:
+                hook.after_failure(self)
+            raise
+
+    def _train(self) -> None:
         for hook in self.hooks:
             hook.before_train(self)
         if self.pre_validate and self.start_iter == 0 and self.validator is not None:
@@ -336,3 +348,7 @@ class ProgressBarHook(Hook):
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+    def after_failure(self, trainer: Trainer) -> None:
+        """End the bar's line, so that the error a tool prints next starts a line of its own."""
+        self.after_train(trainer)

@@ -40,9 +40,14 @@ def post_embedding(hidden_dim: int, out_features: int) -> nn.Linear:
 
 def head_tail_pairs(edge_representation: Tensor, pairs: Tensor) -> Tensor:
     """edge_representation (N, 2h) = post_emb(edge context), pairs (R, 2) flat object indices (subject,
-    object) -> (R, 2h) [head_s ; tail_o]."""
+    object) -> (R, 2h) [head_s ; tail_o].
+
+    ``index_select``, not ``head[pairs[:, 0]]``: on a CPU with several threads the backward of advanced
+    indexing adds the rows of objects in many pairs with atomic adds in whatever order the threads run, so
+    the gradient changed from run to run (docs/training.md#reproducibility); ``index_select``'s backward adds
+    them in pair order, whatever the thread count."""
     head, tail = edge_representation.chunk(2, dim=1)
-    return torch.cat([head[pairs[:, 0]], tail[pairs[:, 1]]], dim=1)
+    return torch.cat([head.index_select(0, pairs[:, 0]), tail.index_select(0, pairs[:, 1])], dim=1)
 
 
 class FrequencyBias(nn.Module):

@@ -237,7 +237,7 @@ class CausalAnalysisPredictor(RebalancedPredictor):
         edge_rep = self.post_emb(edge_context)
         if self.pairs_by_difference:
             head, tail = edge_rep.chunk(2, dim=1)
-            return head[pairs[:, 0]] - tail[pairs[:, 1]]
+            return head.index_select(0, pairs[:, 0]) - tail.index_select(0, pairs[:, 1])
         return self.post_cat(head_tail_pairs(edge_rep, pairs))
 
     def factual_context(self, context: CausalObjectContext, pairs: Tensor) -> tuple[Tensor, Tensor]:
