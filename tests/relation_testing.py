@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import socket
 
 from rebalance_hca.config import load_config
 
@@ -40,3 +41,10 @@ def tiny_relation_config(data_dir: str, output_dir: str, mode: str = "predcls", 
     return load_config(SYNTHETIC_HCA_CONFIG, [
         *TINY_RELATION_OPTS, "DATASETS.DATA_DIR", data_dir, "GLOVE_DIR", os.path.join(data_dir, "vg"),
         "OUTPUT_DIR", output_dir, *mode_opts(mode), *extra])
+
+
+def free_port() -> int:
+    """A TCP port of 127.0.0.1 that nothing listens on right now (bound to port 0, read, closed)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

@@ -11,15 +11,17 @@ import argparse
 import contextlib
 import logging
 import os
+import sys
 from typing import Callable, Iterator, Sequence
 
 import torch
+from torch.distributed.elastic.multiprocessing.errors import ErrorHandler
 
 from ..config import load_config
 from ..utils.atomic import atomic_write
 from ..utils.cli import UserInputError, user_errors
 from ..utils.comm import (cleanup_distributed, get_rank, get_world_size, init_distributed, is_main_process,
-                          select_device)
+                          report_failure, select_device)
 from ..utils.logging import setup_logger
 from ..utils.seed import seed_everything
 
@@ -65,19 +67,23 @@ def check_output_dir(output_dir: str) -> None:
 
 def cpu_threads_per_process() -> int:
     """Intra-op threads for one of LOCAL_WORLD_SIZE CPU processes on this machine (at least 1): several
-    processes each using every core slow each other down many times over."""
+    processes each using every core slow each other down many times over. The cores are those this process
+    may run on (a SLURM allocation or ``taskset`` gives fewer than the machine has)."""
     local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-    return max(1, (os.cpu_count() or 1) // max(local_processes, 1))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores // max(local_processes, 1))
 
 
 def setup_run(cfg, config_header: str = "") -> tuple[torch.device, bool, logging.Logger]:
-    """Device (MODEL.DEVICE), process group, logger (console + OUTPUT_DIR/log.txt on rank 0), seeds
-    (SEED + rank), and the merged config saved as OUTPUT_DIR/config.yml with ``config_header`` as comments."""
+    """Device (MODEL.DEVICE), process group (DIST_TIMEOUT), logger (console + OUTPUT_DIR/log.txt on rank 0),
+    seeds (SEED + rank), and the merged config saved as OUTPUT_DIR/config.yml with ``config_header`` as
+    comments."""
     with user_errors("setting up the run"):
         device = select_device(cfg.MODEL.DEVICE)
     if is_main_process_of_launch():
         check_output_dir(cfg.OUTPUT_DIR)
-    distributed = init_distributed(device)
+    with user_errors("setting up the run"):
+        distributed = init_distributed(device, cfg.DIST_TIMEOUT)
     if device.type == "cpu" and distributed:
         torch.set_num_threads(cpu_threads_per_process())
     if cfg.OUTPUT_DIR and is_main_process():
@@ -94,12 +100,30 @@ def setup_run(cfg, config_header: str = "") -> tuple[torch.device, bool, logging
 
 @contextlib.contextmanager
 def session(cfg, config_header: str = "") -> Iterator[tuple[torch.device, bool, logging.Logger]]:
-    """``setup_run`` for the block, then leave the process group however the block ends."""
+    """``setup_run`` for the block, then leave the process group however the block ends. In a process group,
+    a block that raises is reported first (``report_distributed_failure``)."""
     device, distributed, logger = setup_run(cfg, config_header)
     try:
         yield device, distributed, logger
+    except Exception as error:
+        if distributed:
+            report_distributed_failure(error, logger)
+        raise
     finally:
         cleanup_distributed()
+
+
+def report_distributed_failure(error: Exception, logger: logging.Logger) -> None:
+    """Say which ranks failed and how (``comm.report_failure``: one line, logged on rank 0 and printed to
+    stderr on the others, whose loggers are silent), and give torchrun the error and its traceback for its
+    failure summary (the file torchrun names in TORCHELASTIC_ERROR_FILE; nothing without torchrun). Call it
+    while ``error`` is being handled."""
+    line = report_failure(error)
+    if is_main_process():
+        logger.error(line)
+    else:
+        print(line, file=sys.stderr, flush=True)
+    ErrorHandler().record_exception(error)
 
 
 def is_main_process_of_launch() -> bool:
