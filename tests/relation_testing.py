@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import socket
 
 from rebalance_hca.config import load_config
 
@@ -56,3 +57,10 @@ def tiny_synthetic_config(config_file: str, data_dir: str, output_dir: str, mode
     """A frozen tiny config from a synthetic config without attention cells (SYNTHETIC_MOTIFS_CONFIG,
     SYNTHETIC_CAUSAL_CONFIG) on the SynthVG at ``data_dir``."""
     return _tiny_config(config_file, TINY_MODEL_OPTS, data_dir, output_dir, mode, extra)
+
+
+def free_port() -> int:
+    """A TCP port of 127.0.0.1 that nothing listens on right now (bound to port 0, read, closed)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

@@ -91,9 +91,10 @@ def test_resume_on_the_same_world_size_restores_each_ranks_own_state(tmp_path, m
         random.seed(rank)
         states.append(checkpoint.capture_rng_state())
         next_draws.append(_draws())
-    monkeypatch.setattr(checkpoint, "all_gather", lambda state: states)   # what 2 processes would save
     model, optimizer, scheduler = _setup()
-    Checkpointer(model, optimizer, scheduler, save_dir=str(tmp_path)).save("model_0000004", 4)
+    with monkeypatch.context() as patch:
+        patch.setattr(checkpoint, "all_gather", lambda state: states)   # what 2 processes would save
+        Checkpointer(model, optimizer, scheduler, save_dir=str(tmp_path)).save("model_0000004", 4)
     assert [_resume_as(tmp_path, monkeypatch, rank, world_size=2) for rank in (1, 0)] == next_draws[::-1]
 
 

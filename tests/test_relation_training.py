@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from relation_testing import ROOT, SYNTHETIC_HCA_CONFIG, TINY_RELATION_OPTS, mode_opts
+from relation_testing import ROOT, SYNTHETIC_HCA_CONFIG, TINY_RELATION_OPTS, free_port, mode_opts
 from tool_loading import load_tool
 from rebalance_hca.engine.checkpoint import LAST_CHECKPOINT_FILE
 from rebalance_hca.utils.cli import UserInputError
@@ -190,7 +190,7 @@ def test_two_gloo_processes_give_the_numbers_of_one(tiny_synthvg, tmp_path):
                                                                  "TEST.IMS_PER_BATCH", "1")],
                    cwd=ROOT, env=environment, check=True, capture_output=True, timeout=600)
     torchrun = os.path.join(os.path.dirname(PYTHON), "torchrun")
-    result = subprocess.run([torchrun, "--nproc_per_node", "2", "--master_port", "29531",
+    result = subprocess.run([torchrun, "--nproc_per_node", "2", "--master_port", str(free_port()),
                              "tools/relation_test_net.py", *_args(tiny_synthvg, two, "MODEL.WEIGHT", weights,
                                                                   "TEST.IMS_PER_BATCH", "2")],
                             cwd=ROOT, env=environment, capture_output=True, text=True, timeout=600)

@@ -297,6 +297,11 @@ _C.TEST.CUSTUM_PATH = "."
 _C.OUTPUT_DIR = "."
 _C.DETECTED_SGG_DIR = "."
 _C.GLOVE_DIR = "."
+# Seconds a process waits for the others, when the process group forms and in every collective, before it
+# stops with an error naming the ranks that failed (ours; SGB used torch's fixed 30 minutes). It must exceed
+# the longest time one rank works while the others wait for it (rank 0 evaluating a test split).
+# docs/training.md#several-machines
+_C.DIST_TIMEOUT = 1800.0
 # Precision: "float32", "float16" or "bfloat16" (torch.amp; SGB's float16 meant apex O1).
 _C.DTYPE = "float32"
 _C.AMP_VERBOSE = False

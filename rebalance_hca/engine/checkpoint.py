@@ -134,11 +134,23 @@ class Checkpointer:
             path = self.last_checkpoint()
             if weight_file:
                 logger.info("Resuming from %s; MODEL.WEIGHT %s is not used", path, weight_file)
-            return self.resume(path)
+            return self._started_alike(self.resume(path), path)
         if weight_file:
             logger.info("Loading model weights from MODEL.WEIGHT %s", weight_file)
             load_model_weights(self.model, weight_file)
-        return {"iteration": 0}
+        return self._started_alike({"iteration": 0}, "")
+
+    def _started_alike(self, extra: dict[str, Any], path: str) -> dict[str, Any]:
+        """``extra`` once every rank has checked that all resumed the same checkpoint file at the same iteration
+        (collective). A ValueError listing each rank's start otherwise: on several machines OUTPUT_DIR must be
+        one folder that all of them see."""
+        starts = all_gather((os.path.basename(path), extra["iteration"]))
+        if len(set(starts)) > 1:
+            listing = ", ".join(f"rank {rank}: {name or 'no checkpoint'} at iteration {iteration}"
+                                for rank, (name, iteration) in enumerate(starts))
+            raise ValueError(f"the ranks do not start from the same checkpoint ({listing}): OUTPUT_DIR "
+                             f"{self.save_dir} must be one folder that every machine sees (a shared file system)")
+        return extra
 
     def resume(self, path: str) -> dict[str, Any]:
         """Restore model, optimizer, scheduler, grad scaler and this rank's RNG state from ``path`` (see the

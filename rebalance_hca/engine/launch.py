@@ -12,16 +12,18 @@ import argparse
 import contextlib
 import logging
 import os
+import sys
 from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
 
 import torch
+from torch.distributed.elastic.multiprocessing.errors import ErrorHandler
 
 from ..config import load_config
 from ..utils.atomic import atomic_write, remove_orphaned_temporaries
 from ..utils.cli import UserInputError, user_errors
 from ..utils.comm import (cleanup_distributed, get_rank, get_world_size, init_distributed, is_main_process,
-                          select_device)
+                          report_failure, select_device)
 from ..utils.determinism import configure_determinism, refused_operations_as_user_errors
 from ..utils.logging import setup_logger
 from ..utils.run_lock import RunLock
@@ -69,19 +71,22 @@ def check_output_dir(output_dir: str) -> None:
 
 def cpu_threads_per_process() -> int:
     """Intra-op threads for one of LOCAL_WORLD_SIZE CPU processes on this machine (at least 1): several
-    processes each using every core slow each other down many times over."""
+    processes each using every core slow each other down many times over. The cores are those this process
+    may run on (a SLURM allocation or ``taskset`` gives fewer than the machine has)."""
     local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-    return max(1, (os.cpu_count() or 1) // max(local_processes, 1))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores // max(local_processes, 1))
 
 
 def setup_run(cfg, config_header: str = "") -> tuple[torch.device, bool, logging.Logger]:
-    """Deterministic kernels (DETERMINISTIC, set before CUDA starts), device (MODEL.DEVICE), process group,
-    logger (console + OUTPUT_DIR/log.txt on rank 0), seeds (SEED + rank), and the merged config saved as
-    OUTPUT_DIR/config.yml with ``config_header`` as comments."""
+    """Deterministic kernels (DETERMINISTIC, set before CUDA starts), device (MODEL.DEVICE), process group
+    (DIST_TIMEOUT), logger (console + OUTPUT_DIR/log.txt on rank 0), seeds (SEED + rank), and the merged config
+    saved as OUTPUT_DIR/config.yml with ``config_header`` as comments."""
     configure_determinism(cfg.DETERMINISTIC)
     with user_errors("setting up the run"):
         device = select_device(cfg.MODEL.DEVICE)
-    distributed = init_distributed(device)
+    with user_errors("setting up the run"):
+        distributed = init_distributed(device, cfg.DIST_TIMEOUT)
     if device.type == "cpu" and distributed:
         torch.set_num_threads(cpu_threads_per_process())
     if cfg.OUTPUT_DIR and is_main_process():
@@ -121,14 +126,20 @@ def claim_output_dir(output_dir: str) -> OutputDirClaim | None:
 def session(cfg, config_header: str = "") -> Iterator[tuple[torch.device, bool, logging.Logger]]:
     """``claim_output_dir`` and ``setup_run`` for the block; then leave the process group and release
     OUTPUT_DIR however the block ends. An operation that DETERMINISTIC True refuses ends the block as a
-    UserInputError naming it."""
+    UserInputError naming it; in a process group, a block that raises is reported first
+    (``report_distributed_failure``)."""
     claim = claim_output_dir(cfg.OUTPUT_DIR)
+    distributed = False
     try:
         device, distributed, logger = setup_run(cfg, config_header)
         if claim is not None:
             _log_claim(claim, logger)
         with refused_operations_as_user_errors():
             yield device, distributed, logger
+    except Exception as error:
+        if distributed:
+            report_distributed_failure(error, logger)
+        raise
     finally:
         cleanup_distributed()
         if claim is not None:
@@ -142,6 +153,19 @@ def _log_claim(claim: OutputDirClaim, logger: logging.Logger) -> None:
     if claim.removed_temporaries:
         logger.info("Removed %d temporary file(s) left in OUTPUT_DIR by a killed save: %s",
                     len(claim.removed_temporaries), ", ".join(claim.removed_temporaries))
+
+
+def report_distributed_failure(error: Exception, logger: logging.Logger) -> None:
+    """Say which ranks failed and how (``comm.report_failure``: one line, logged on rank 0 and printed to
+    stderr on the others, whose loggers are silent), and give torchrun the error and its traceback for its
+    failure summary (the file torchrun names in TORCHELASTIC_ERROR_FILE; nothing without torchrun). Call it
+    while ``error`` is being handled."""
+    line = report_failure(error)
+    if is_main_process():
+        logger.error(line)
+    else:
+        print(line, file=sys.stderr, flush=True)
+    ErrorHandler().record_exception(error)
 
 
 def is_main_process_of_launch() -> bool:
