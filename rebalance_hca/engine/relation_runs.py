@@ -23,8 +23,8 @@ from ..modeling.weights import load_model_weights, unwrap_model
 from ..utils.cli import UserInputError, user_errors
 from ..utils.comm import broadcast_object, get_world_size, is_main_process
 from .checkpoint import Checkpointer
-from .relation_inference import (evaluate_split, groundtruth_for_evaluation, load_cached_predictions, predict_split,
-                                 save_split_predictions, train_split_inputs)
+from .relation_inference import (evaluate_split, evaluate_split_file, groundtruth_for_evaluation, predict_split,
+                                 predict_split_to_file, train_split_inputs, usable_cached_predictions)
 from .stages import freeze_for_stage2, is_stage2, load_stage1_model
 from .trainer import TrainingState, amp_dtype_from_config, make_training_state
 
@@ -200,22 +200,17 @@ def test_relation_model(cfg, model: nn.Module, device: torch.device, distributed
     folder = os.path.join(cfg.OUTPUT_DIR, "inference", dataset_name(cfg, split))
     path = os.path.join(folder, PREDICTIONS_FILE)
     metadata = prediction_metadata(cfg, weights, split, len(dataset))
-    cached = None
-    if cfg.TEST.ALLOW_LOAD_FROM_CACHE and is_main_process():
-        cached = load_cached_predictions(path, metadata)
-    predictions = cached
-    if not broadcast_object(cached is not None):
-        predictions = predict_split(model, loader, device, amp_dtype_from_config(cfg.DTYPE), mode, num_predicates,
-                                    protocol=protocol, batch_invariant=cfg.TEST.BATCH_INVARIANT)
+    cached = cfg.TEST.ALLOW_LOAD_FROM_CACHE and is_main_process() and usable_cached_predictions(path, metadata)
+    if not broadcast_object(cached):
+        predict_split_to_file(model, loader, device, amp_dtype_from_config(cfg.DTYPE), mode, num_predicates, path,
+                              metadata, protocol=protocol, batch_invariant=cfg.TEST.BATCH_INVARIANT)
     if not is_main_process():
         return {}
-    if cached is None:
-        save_split_predictions(path, predictions, mode, num_predicates, metadata)
     with user_errors("reading the zero-shot triplets and the train split's predicate counts"):
         zeroshot, predicate_counts, train_metadata = train_split_inputs(cfg, protocol, dataset, split,
                                                                         num_predicates, zeroshot_file)
-    evaluation = evaluate_split(dataset, predictions, mode, zeroshot, predicate_counts,
-                                iou_threshold=cfg.TEST.RELATION.IOU_THRESHOLD, protocol=protocol)
+    evaluation = evaluate_split_file(dataset, path, mode, zeroshot, predicate_counts,
+                                     iou_threshold=cfg.TEST.RELATION.IOU_THRESHOLD, protocol=protocol)
     logger.info("%s", evaluation["report"])
     paths = protocol.write_report_files(folder, split, evaluation, dataset.ind_to_predicates, predicate_counts,
                                         extra={"split": split, "weights": weights, "predictions": path,

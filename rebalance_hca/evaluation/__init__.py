@@ -7,7 +7,7 @@ See docs/evaluation.md for the definitions and the predictions file format.
 from .compaction import compact_prediction, evaluation_mode
 from .confusion import PredicateConfusionMatrix, predicate_confusion_matrix
 from .detection import compute_detection_map
-from .evaluate import detection_inputs, evaluate_oi_predictions, evaluate_predictions
+from .evaluate import detection_input, evaluate_oi_predictions, evaluate_predictions
 from .oi import OIEvaluator, compact_oi_prediction, oi_candidates
 from .oi_report import format_oi_report, plot_oi_per_predicate, write_oi_report_files
 from .predictions_io import load_predictions, save_predictions
@@ -21,7 +21,7 @@ __all__ = [
     "EvaluationProtocol", "OIEvaluator", "OPEN_IMAGES_PROTOCOL", "OpenImagesProtocol", "SGBProtocol", "SGB_PROTOCOL",
     "SGGEvaluator", "PredicateConfusionMatrix", "compact_oi_prediction", "compact_prediction",
     "compute_detection_map", "oi_candidates",
-    "compute_zeroshot_triplets", "detection_inputs", "evaluate_oi_predictions", "evaluate_predictions",
+    "compute_zeroshot_triplets", "detection_input", "evaluate_oi_predictions", "evaluate_predictions",
     "evaluation_mode", "format_oi_report", "plot_oi_per_predicate", "write_oi_report_files",
     "format_sgb_report", "load_predictions", "load_zeroshot_triplets", "plot_per_predicate_recall",
     "predicate_confusion_matrix", "predicate_groups", "save_predictions", "save_results_json",

@@ -4,23 +4,27 @@ PySGG's ``oi_evaluation`` for Open Images (docs/reference.md#oi-evaluation-proto
 a dataset family's protocol (``protocols.EvaluationProtocol``) picks which."""
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+import itertools
+from collections.abc import Sized
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
 from ._arrays import to_numpy
-from .detection import compute_detection_map
+from .detection import DetectionAccumulator
 from .oi import OIEvaluator
 from .oi_report import format_oi_report
 from .report import format_sgb_report
 from .sgg import SGGEvaluator
 
-__all__ = ["evaluate_predictions", "evaluate_oi_predictions", "detection_inputs"]
+__all__ = ["evaluate_predictions", "evaluate_oi_predictions", "detection_input"]
+
+_MISSING = object()
 
 
-def evaluate_predictions(groundtruths: Sequence[Mapping[str, Any]], predictions: Sequence[Mapping[str, Any]],
+def evaluate_predictions(groundtruths: Iterable[Mapping[str, Any]], predictions: Iterable[Mapping[str, Any]],
                          mode: str, predicate_names: Sequence[str], class_names: Sequence[str] | None = None,
-                         image_ids: Sequence[int] | None = None, zeroshot_triplets: Any = None,
+                         image_ids: Iterable[int] | None = None, zeroshot_triplets: Any = None,
                          predicate_counts: Any = None, iou_threshold: float = 0.5,
                          recall_ks: Sequence[int] = (20, 50, 100), with_detection: bool = True) -> dict:
     """Detector mAP and scene-graph metrics of one split, plus SGB's text report.
@@ -29,6 +33,8 @@ def evaluate_predictions(groundtruths: Sequence[Mapping[str, Any]], predictions:
         ``get_groundtruth(i, evaluation=True)`` with "relation_tuple" as "relations").
     predictions[i]: full or compact predictions of the same image, in the original frame.
     image_ids: dataset indices (aggregation order), default 0..N-1.
+    The three may be iterators (e.g. generators reading a predictions file): images are evaluated one at a
+    time and not kept, so a split need not be held in memory.
     Returns {"sgg": SGGEvaluator.summarize() dict, "detection": compute_detection_map dict or None,
     "report": the text block}.
     """
@@ -42,16 +48,17 @@ def evaluate_predictions(groundtruths: Sequence[Mapping[str, Any]], predictions:
     return {"sgg": results, "detection": detection, "report": report}
 
 
-def evaluate_oi_predictions(groundtruths: Sequence[Mapping[str, Any]], predictions: Sequence[Mapping[str, Any]],
+def evaluate_oi_predictions(groundtruths: Iterable[Mapping[str, Any]], predictions: Iterable[Mapping[str, Any]],
                             mode: str, predicate_names: Sequence[str], class_names: Sequence[str] | None = None,
-                            image_ids: Sequence[int] | None = None, iou_threshold: float = 0.5,
+                            image_ids: Iterable[int] | None = None, iou_threshold: float = 0.5,
                             with_detection: bool = True) -> dict:
     """Detector mAP and PySGG's Open Images V6 relation metrics of one split, plus PySGG's text report.
 
     groundtruths[i]: {"boxes" (n, 4) original-frame xyxy, "labels" (n,), "relations" (m, 3)}
         (``get_groundtruth(i, evaluation=True)`` with "relation_tuple" as "relations": all relations kept).
     predictions[i]: full predictions or the OI compact form (:func:`compact_oi_prediction`) of the same
-        image, in the original frame. image_ids: dataset indices, default 0..N-1.
+        image, in the original frame. image_ids: dataset indices, default 0..N-1. The three may be iterators,
+        evaluated one image at a time (see :func:`evaluate_predictions`).
     Returns {"protocol": "oi", "oi": OIEvaluator.summarize() dict, "detection": compute_detection_map dict
     or None, "report": the text block}.
     """
@@ -64,34 +71,41 @@ def evaluate_oi_predictions(groundtruths: Sequence[Mapping[str, Any]], predictio
     return {"protocol": "oi", "oi": results, "detection": detection, "report": report}
 
 
-def _evaluate_split(evaluator: SGGEvaluator | OIEvaluator, groundtruths: Sequence[Mapping[str, Any]],
-                    predictions: Sequence[Mapping[str, Any]], mode: str, class_names: Sequence[str] | None,
-                    image_ids: Sequence[int] | None, with_detection: bool, caller: str) -> tuple[dict, dict | None]:
-    """Feed every image to ``evaluator``; (its summary, the detector mAP dict or None)."""
-    if len(groundtruths) != len(predictions):
-        raise ValueError(f"{caller}: {len(groundtruths)} groundtruths but {len(predictions)} predictions")
-    image_ids = list(range(len(predictions))) if image_ids is None else [int(i) for i in image_ids]
-    for image_id, groundtruth, prediction in zip(image_ids, groundtruths, predictions):
+def _evaluate_split(evaluator: SGGEvaluator | OIEvaluator, groundtruths: Iterable[Mapping[str, Any]],
+                    predictions: Iterable[Mapping[str, Any]], mode: str, class_names: Sequence[str] | None,
+                    image_ids: Iterable[int] | None, with_detection: bool, caller: str) -> tuple[dict, dict | None]:
+    """Feed every image to ``evaluator`` (and to the detector mAP), one at a time; (its summary, the
+    detector mAP dict or None)."""
+    detections = DetectionAccumulator() if with_detection else None
+    for image_id, groundtruth, prediction in _paired(groundtruths, predictions, image_ids, caller):
         evaluator.add(groundtruth, prediction, image_id=image_id)
+        if detections is not None:
+            detections.add(groundtruth, detection_input(groundtruth, prediction, mode))
     detection = None
-    if with_detection:
-        detection = compute_detection_map(groundtruths, detection_inputs(groundtruths, predictions, mode),
-                                          num_classes=len(class_names) if class_names is not None else None,
-                                          class_names=class_names)
+    if detections is not None:
+        detection = detections.summarize(num_classes=len(class_names) if class_names is not None else None,
+                                         class_names=class_names)
     return evaluator.summarize(), detection
 
 
-def detection_inputs(groundtruths: Sequence[Mapping[str, Any]], predictions: Sequence[Mapping[str, Any]],
-                     mode: str) -> list[dict]:
-    """The detections SGB scores for mAP: in PredCls the GT labels with score 1 on the predicted boxes
-    (the GT boxes when the prediction stores none); otherwise the predicted boxes, labels and scores."""
-    detections = []
-    for groundtruth, prediction in zip(groundtruths, predictions):
-        if mode == "predcls":
-            labels = to_numpy(groundtruth["labels"])
-            has_boxes = "boxes" in prediction and len(prediction["boxes"]) == len(labels)
-            detections.append({"boxes": prediction["boxes"] if has_boxes else groundtruth["boxes"],
-                               "labels": labels, "scores": np.ones(len(labels))})
-        else:
-            detections.append({key: prediction[key] for key in ("boxes", "labels", "scores")})
-    return detections
+def _paired(groundtruths: Iterable[Mapping[str, Any]], predictions: Iterable[Mapping[str, Any]],
+            image_ids: Iterable[int] | None, caller: str) -> Iterator[tuple[int, Mapping[str, Any], Mapping[str, Any]]]:
+    """(image id, groundtruth, prediction) per image; ValueError when the two inputs differ in length."""
+    if isinstance(groundtruths, Sized) and isinstance(predictions, Sized) and len(groundtruths) != len(predictions):
+        raise ValueError(f"{caller}: {len(groundtruths)} groundtruths but {len(predictions)} predictions")
+    ids = itertools.count() if image_ids is None else iter(image_ids)
+    for groundtruth, prediction in itertools.zip_longest(groundtruths, predictions, fillvalue=_MISSING):
+        if groundtruth is _MISSING or prediction is _MISSING:
+            raise ValueError(f"{caller}: the groundtruths and the predictions differ in number")
+        yield int(next(ids)), groundtruth, prediction
+
+
+def detection_input(groundtruth: Mapping[str, Any], prediction: Mapping[str, Any], mode: str) -> dict:
+    """The detections SGB scores for mAP in one image: in PredCls the GT labels with score 1 on the predicted
+    boxes (the GT boxes when the prediction stores none); otherwise the predicted boxes, labels and scores."""
+    if mode == "predcls":
+        labels = to_numpy(groundtruth["labels"])
+        has_boxes = "boxes" in prediction and len(prediction["boxes"]) == len(labels)
+        return {"boxes": prediction["boxes"] if has_boxes else groundtruth["boxes"], "labels": labels,
+                "scores": np.ones(len(labels))}
+    return {key: prediction[key] for key in ("boxes", "labels", "scores")}
