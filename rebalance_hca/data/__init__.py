@@ -1,4 +1,4 @@
-"""Data layer: dataset families (VG150 in ``vg/``, Open Images V6 in ``oi/``) behind one registry
+"""Data layer: dataset families (VG150 in ``vg/``, Open Images V6 in ``oi/``, GQA-200 in ``gqa/``) behind one registry
 (``registry.FAMILIES``, contract in ``family.DatasetFamily``), and what they share: splits, samples, transforms,
 loaders, statistics, GloVe vectors, resampling, SynthVG (in either layout). docs/data.md#adding-a-dataset.
 
@@ -12,6 +12,7 @@ Loader batches are ``(images, targets, indices)``:
 from .build import build_dataset, get_dataset_statistics, get_glove_embeddings, make_data_loader
 from .family import DatasetFamily, DatasetPaths, SplitOptions, TrainVocabulary
 from .files import DataFormatError
+from .gqa.dataset import GQADataset
 from .oi.dataset import OIDataset
 from .registry import FAMILIES, UnknownDatasetError, dataset_paths, family_of
 from .scene_graph_dataset import SceneGraphDataset
@@ -19,7 +20,7 @@ from .split_index import RebalanceSpec
 from .statistics import FrequencyStatistics
 from .vg.dataset import VGDataset
 
-__all__ = ["DataFormatError", "DatasetFamily", "DatasetPaths", "FAMILIES", "FrequencyStatistics", "OIDataset",
+__all__ = ["DataFormatError", "DatasetFamily", "DatasetPaths", "FAMILIES", "FrequencyStatistics", "GQADataset", "OIDataset",
            "RebalanceSpec", "SceneGraphDataset", "SplitOptions", "TrainVocabulary", "UnknownDatasetError",
            "VGDataset", "build_dataset", "dataset_paths", "family_of", "get_dataset_statistics",
            "get_glove_embeddings", "make_data_loader"]

@@ -46,13 +46,6 @@ def select_oi_split(ann: OIAnnotations, filter_empty_rels: bool = True, num_im: 
     return index
 
 
-def predicate_counts(ann: OIAnnotations, num_predicates: int) -> np.ndarray:
-    """(P,) int64 relation counts per predicate over the whole file (duplicates counted; index 0 = 0): what
-    stage-2 rebalancing ranks and the class-balanced loss weighs on Open Images, which has no dictionary
-    counts. The empty-relation filter changes nothing here (the records it drops hold no relation)."""
-    return np.bincount(ann.relations[:, 2], minlength=num_predicates).astype(np.int64)
-
-
 class OIDataset(SceneGraphDataset):
     """One split of an Open Images V6 dataset in PySGG's layout: ``ds[i] -> (image, target, i)``.
 

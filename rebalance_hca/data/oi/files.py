@@ -9,19 +9,14 @@ Every problem raises ``DataFormatError`` naming the file, the record index and t
 """
 from __future__ import annotations
 
-import contextlib
-import gc
-import json
-import math
 from dataclasses import dataclass
 from functools import lru_cache, partial
-from itertools import chain
 from operator import itemgetter
-from typing import Iterator
 
 import numpy as np
 
 from ..files import DataFormatError, file_fingerprint, require_file
+from ..json_columns import column_error, flatten_column, garbage_collection_paused, is_row, read_json
 
 RECORD_KEYS = ("img_fn", "img_size", "bbox", "det_labels", "rel")
 BACKGROUND = "__background__"
@@ -65,7 +60,7 @@ def load_oi_vocabulary(dict_file: str) -> OIVocabulary:
 
 @lru_cache(maxsize=4)
 def _load_vocabulary_cached(dict_file: str, _size: int, _mtime: int) -> OIVocabulary:
-    content = _read_json(dict_file)
+    content = read_json(dict_file)
     if not isinstance(content, dict):
         raise DataFormatError(f"{dict_file}: expected a JSON object with lists 'obj' and 'rel'")
     names = {}
@@ -87,22 +82,8 @@ def load_oi_annotations(ann_file: str) -> OIAnnotations:
 
 @lru_cache(maxsize=3)
 def _load_annotations_cached(ann_file: str, _size: int, _mtime: int) -> OIAnnotations:
-    with _garbage_collection_paused():
-        return _parse_annotations(ann_file, _read_json(ann_file))
-
-
-@contextlib.contextmanager
-def _garbage_collection_paused() -> Iterator[None]:
-    """Parsing a 126k-record file allocates millions of lists and ints, and every burst of allocations starts
-    a full cyclic-garbage scan of all of them (measured: json.load of the OI-scale train file 3x slower). The
-    parse creates no reference cycles, so the collector is paused meanwhile and restored after."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
+    with garbage_collection_paused():
+        return _parse_annotations(ann_file, read_json(ann_file))
 
 
 def _parse_annotations(ann_file: str, records) -> OIAnnotations:
@@ -119,13 +100,14 @@ def _parse_annotations(ann_file: str, records) -> OIAnnotations:
     for key in RECORD_KEYS[1:]:
         if set(map(type, columns[key])) - {list}:
             raise _record_error(ann_file, records)
-    sizes, size_offsets = _flatten(ann_file, records, columns, "img_size", 0, integer=True)
+    sizes, size_offsets = flatten_column(ann_file, columns["img_size"], "img_size", 0, integer=True)
     if (np.diff(size_offsets) != 2).any() or (sizes <= 0).any():
-        raise _field_error(ann_file, records, "img_size", partial(_is_row, width=2, integer=True, positive=True),
+        raise column_error(ann_file, columns["img_size"], "img_size",
+                           partial(is_row, width=2, integer=True, positive=True),
                            "must hold 2 positive integers (width, height)")
-    boxes, box_offsets = _flatten(ann_file, records, columns, "bbox", 4, integer=False)
-    labels, label_offsets = _flatten(ann_file, records, columns, "det_labels", 0, integer=True)
-    relations, rel_offsets = _flatten(ann_file, records, columns, "rel", 3, integer=True)
+    boxes, box_offsets = flatten_column(ann_file, columns["bbox"], "bbox", 4, integer=False)
+    labels, label_offsets = flatten_column(ann_file, columns["det_labels"], "det_labels", 0, integer=True)
+    relations, rel_offsets = flatten_column(ann_file, columns["rel"], "rel", 3, integer=True)
     sizes = sizes.reshape(-1, 2)
     _check_arrays(ann_file, boxes, box_offsets, labels, label_offsets, relations, rel_offsets)
     return OIAnnotations(
@@ -136,62 +118,6 @@ def _parse_annotations(ann_file: str, records) -> OIAnnotations:
 
 
 _RECORD_FIELDS = itemgetter(*RECORD_KEYS)
-
-
-def _read_json(path: str):
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise DataFormatError(f"{path}: not valid JSON ({error})") from None
-
-
-def _flatten(path: str, records: list, columns: dict, key: str, width: int,
-             integer: bool) -> tuple[np.ndarray, np.ndarray]:
-    """``record[key]`` of every record flattened (in C: ``map``, ``chain``, one ``np.array``): a (rows, width)
-    array (width 0: the flat (rows,) list itself) and (I + 1,) CSR offsets. Inner lists must hold ``width``
-    numbers; numbers must be integers (``integer``) or finite. A problem is reported by ``_field_error``,
-    which alone walks the records one by one, to name the first bad one."""
-    column = columns[key]
-    counts = np.fromiter(map(len, column), dtype=np.int64, count=len(column))
-    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    items = list(chain.from_iterable(column))
-    kind = "integers" if integer else "finite numbers"
-    if width:
-        problem = f"entries must be lists of {width} {kind}"
-        valid = partial(_is_rows, width=width, integer=integer)
-        try:  # a number has no len; a string or an object has one, but flattens into non-numbers below
-            lengths = np.fromiter(map(len, items), np.int64, len(items))
-        except TypeError:
-            raise _field_error(path, records, key, valid, problem) from None
-        if (lengths != width).any():
-            raise _field_error(path, records, key, valid, problem)
-        items = list(chain.from_iterable(items))
-    else:
-        problem = f"must hold {kind}"
-        valid = partial(_is_numbers, integer=integer)
-    values = np.array(items) if items else np.zeros(0, dtype=np.int64)
-    if values.ndim != 1 or values.dtype.kind not in ("i",) + (() if integer else ("f",)) or \
-            (values.dtype.kind == "f" and not np.isfinite(values).all()):
-        raise _field_error(path, records, key, valid, problem)
-    values = values.astype(np.int64 if integer else np.float64)
-    return (values.reshape(-1, width) if width else values), offsets
-
-
-def _is_row(value, width: int, integer: bool, positive: bool = False) -> bool:
-    """Whether ``value`` is a list of ``width`` JSON numbers: integers when ``integer``, finite, > 0 when
-    ``positive`` (the slow per-record check that names a bad record)."""
-    allowed = (int,) if integer else (int, float)
-    return (type(value) is list and len(value) == width
-            and all(type(v) in allowed and math.isfinite(v) and (v > 0 or not positive) for v in value))
-
-
-def _is_rows(value: list, width: int, integer: bool) -> bool:
-    return all(_is_row(row, width, integer) for row in value)
-
-
-def _is_numbers(value: list, integer: bool) -> bool:
-    return _is_row(value, len(value), integer)
 
 
 def _record_error(path: str, records: list) -> DataFormatError:
@@ -210,14 +136,6 @@ def _record_error(path: str, records: list) -> DataFormatError:
                 return DataFormatError(f"{path}: record {position} field {key!r} must be a list, "
                                        f"got {type(record[key]).__name__}")
     raise AssertionError("_record_error found no bad record")
-
-
-def _field_error(path: str, records: list, key: str, valid, problem: str) -> DataFormatError:
-    """The first record whose ``record[key]`` is not ``valid``, named with the value."""
-    position = next((position for position, record in enumerate(records) if not valid(record[key])), None)
-    if position is None:  # e.g. integers beyond int64, which every record check accepts
-        return DataFormatError(f"{path}: field {key!r} {problem} that fit 64-bit arrays")
-    return DataFormatError(f"{path}: record {position} field {key!r} {problem}, got {records[position][key]!r}")
 
 
 def _check_arrays(path, boxes, box_offsets, labels, label_offsets, relations, rel_offsets) -> None:
