@@ -77,38 +77,40 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def predicate_line(predicates: list[str], train_predicates: np.ndarray) -> str:
+    """The train predicates, most frequent first, with their counts. train_predicates: (R,) ids."""
+    counts = np.bincount(train_predicates, minlength=len(predicates))
+    order = np.argsort(-counts[1:], kind="stable") + 1
+    return "train predicates, most frequent first: " + ", ".join(f"{predicates[p]} {counts[p]}" for p in order
+                                                                 if counts[p])
+
+
 def oi_summary(folder: str) -> list[str]:
     """Sizes per split and the train predicates, most frequent first, of an Open Images-format folder."""
     annotations = os.path.join(folder, OI_ANNOTATION_FOLDER_NAME)
     predicates = load_oi_vocabulary(os.path.join(annotations, CATEGORIES_FILE_NAME)).ind_to_predicates
-    lines, counts = [], None
+    lines = []
     for split in OI_SPLITS:
         ann = load_oi_annotations(os.path.join(annotations, annotation_file_name(split)))
         lines.append(f"{split}: {len(ann.image_files)} images, {len(ann.boxes)} boxes, {len(ann.relations)} relations")
         if split == "train":
-            counts = np.bincount(ann.relations[:, 2], minlength=len(predicates))
-    order = np.argsort(-counts[1:], kind="stable") + 1
-    lines.append("train predicates, most frequent first: "
-                 + ", ".join(f"{predicates[p]} {counts[p]}" for p in order if counts[p]))
-    return lines
+            train_predicates = ann.relations[:, 2]
+    return lines + [predicate_line(predicates, train_predicates)]
 
 
 def gqa_summary(folder: str) -> list[str]:
     """Records per file, usable images per split as the loader takes them, and the train predicates, most
     frequent first, of a GQA-200-format folder."""
     predicates = load_gqa_vocabulary(os.path.join(folder, GQA_FILES["dict_file"])).ind_to_predicates
-    lines, counts = [], None
+    lines = []
     for split, key in (("train", "train_file"), ("test", "test_file")):
         ann = load_gqa_annotations(os.path.join(folder, GQA_FILES[key]), ignored_record(split))
         usable = len(select_gqa_split(ann, split).image_rows)
         lines.append(f"{GQA_FILES[key]}: {len(ann.image_files)} records ({usable} with boxes and relations), "
                      f"{len(ann.boxes)} boxes, {len(ann.relations)} relations")
         if split == "train":
-            counts = np.bincount(ann.relations[:, 2], minlength=len(predicates))
-    order = np.argsort(-counts[1:], kind="stable") + 1
-    lines.append("train predicates, most frequent first: "
-                 + ", ".join(f"{predicates[p]} {counts[p]}" for p in order if counts[p]))
-    return lines
+            train_predicates = ann.relations[:, 2]
+    return lines + [predicate_line(predicates, train_predicates)]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,18 +2,16 @@
 ``VGDataset`` (targets as ``scene_graph_dataset`` describes)."""
 from __future__ import annotations
 
-import os
 from typing import Callable
 
 import numpy as np
 
 from ..files import DataFormatError
+from ..record_dataset import SPLITS, RecordDataset, check_split_options
 from ..resampling import ResamplingOptions
-from ..scene_graph_dataset import NUM_ATTRIBUTE_SLOTS, SceneGraphDataset
-from ..split_index import RebalanceSpec, SplitIndex, filtered_split, rebalance_keep
+from ..split_index import RebalanceSpec, SplitIndex, filtered_split, rebalance_keep, records_relation_rows
 from .files import GQAAnnotations, check_vocabulary_fits, load_gqa_annotations, load_gqa_vocabulary
 
-SPLITS = ("train", "val", "test")
 # SHA-GCL's gqa.py load_graphs skips the test file's record number 5580 (counted from 1 over all records)
 # for val and test, whatever it holds.
 SKIPPED_TEST_RECORD = 5579
@@ -40,10 +38,7 @@ def select_gqa_split(ann: GQAAnnotations, split: str, num_val_im: int = DEFAULT_
     image_rows = np.flatnonzero((rel_counts > 0) & (box_counts > 0))
     if split == "val" and num_val_im > 0:
         image_rows = image_rows[:num_val_im]
-    rel_counts = rel_counts[image_rows]
-    rel_image = np.repeat(np.arange(len(image_rows)), rel_counts)
-    rel_rows = np.repeat(ann.rel_offsets[image_rows] - np.concatenate([[0], np.cumsum(rel_counts)[:-1]]),
-                         rel_counts) + np.arange(rel_counts.sum())
+    rel_image, rel_rows = records_relation_rows(ann.rel_offsets, image_rows)
     relations = ann.relations[rel_rows]
     keep = np.ones(len(relations), dtype=bool)
     if rebalance is not None:
@@ -56,7 +51,7 @@ def select_gqa_split(ann: GQAAnnotations, split: str, num_val_im: int = DEFAULT_
     return index
 
 
-class GQADataset(SceneGraphDataset):
+class GQADataset(RecordDataset):
     """One split of SHA-GCL's GQA-200: ``ds[i] -> (image, target, i)``.
 
     train reads ``train_file``; val and test read ``test_file`` (val = its first ``num_val_im`` usable images).
@@ -80,39 +75,14 @@ class GQADataset(SceneGraphDataset):
         transforms: Callable | None = None,
         resampling: ResamplingOptions | None = None,
     ) -> None:
-        if split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-        if (rebalance is not None or resampling is not None) and split != "train":
-            raise ValueError("stage-2 rebalancing and bi-level resampling apply to the train split only")
-        self.split = split
-        self.img_dir = img_dir
-        self.transforms = transforms
-        self.filter_duplicate_rels = filter_duplicate_rels and split == "train"
+        check_split_options(split, rebalance, resampling)
         vocabulary = load_gqa_vocabulary(dict_file)
-        self.ind_to_classes = vocabulary.ind_to_classes
-        self.ind_to_predicates = vocabulary.ind_to_predicates
-        self.ind_to_attributes = ["__background__"]
         self.ann_file = train_file if split == "train" else test_file
-        self.annotations = load_gqa_annotations(self.ann_file, ignored_record(split))
-        check_vocabulary_fits(self.annotations, dict_file, vocabulary)
-        if not os.path.isdir(img_dir):
-            raise DataFormatError(f"image folder (img_dir) not found: {img_dir}")
-        self.labels = self.annotations.labels
-        self.index: SplitIndex = select_gqa_split(self.annotations, split, num_val_im, rebalance)
-        rows = self.index.image_rows
-        self.widths = self.annotations.widths[rows]
-        self.heights = self.annotations.heights[rows]
-        self.resampling = self.bilevel_resampling(resampling) if resampling is not None else None
-
-    def image_boxes(self, index: int) -> np.ndarray:
-        start = self.index.box_start[index]
-        return self.annotations.boxes[start:start + self.index.box_count[index]]
-
-    def image_attributes(self, index: int) -> np.ndarray:
-        return np.zeros((self.index.box_count[index], NUM_ATTRIBUTE_SLOTS), dtype=np.int64)
+        annotations = load_gqa_annotations(self.ann_file, ignored_record(split))
+        check_vocabulary_fits(annotations, dict_file, vocabulary)
+        self.use_records(split, img_dir, transforms, filter_duplicate_rels, vocabulary.ind_to_classes,
+                         vocabulary.ind_to_predicates, annotations,
+                         lambda: select_gqa_split(annotations, split, num_val_im, rebalance), resampling)
 
     def file_name(self, index: int) -> str:
         return str(self.annotations.image_files[self.index.image_rows[index]])
-
-    def image_id(self, index: int) -> int:
-        return int(self.index.image_rows[index])
