@@ -10,6 +10,7 @@ import contextlib
 import gc
 import json
 import math
+from dataclasses import dataclass
 from functools import partial
 from itertools import chain
 from typing import Callable, Iterator, Sequence
@@ -17,6 +18,36 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 
 from .files import DataFormatError
+
+
+@dataclass(frozen=True)
+class RecordVocabulary:
+    """Index -> name lists with ``__background__`` at 0."""
+
+    ind_to_classes: list[str]
+    ind_to_predicates: list[str]
+
+
+@dataclass(frozen=True)
+class RecordAnnotations:
+    """One annotation file as flat arrays. I records, N boxes, R relations, in file order (each family's reader
+    says how its fields map here).
+
+    image_files: (I,) str; widths, heights: (I,) int64; box_offsets: (I + 1,) int64 CSR offsets into
+    boxes/labels; boxes: (N, 4) float64 xyxy in original pixels, as stored; labels: (N,) int64 classes 1..C-1;
+    rel_offsets: (I + 1,) int64 CSR offsets into relations; relations: (R, 3) int64 [subject, object (0-based
+    box indices within the record), predicate 1..P-1].
+    """
+
+    ann_file: str
+    image_files: np.ndarray
+    widths: np.ndarray
+    heights: np.ndarray
+    box_offsets: np.ndarray
+    boxes: np.ndarray
+    labels: np.ndarray
+    rel_offsets: np.ndarray
+    relations: np.ndarray
 
 
 @contextlib.contextmanager

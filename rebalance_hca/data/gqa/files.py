@@ -18,7 +18,8 @@ from operator import itemgetter
 import numpy as np
 
 from ..files import DataFormatError, file_fingerprint, require_file
-from ..json_columns import flatten_column, garbage_collection_paused, read_json
+from ..json_columns import (RecordAnnotations, RecordVocabulary, flatten_column, garbage_collection_paused,
+                            read_json)
 
 BACKGROUND = "__background__"
 VOCABULARY_KEYS = ("ind_to_classes", "ind_to_predicates")
@@ -27,39 +28,16 @@ SIZE_KEYS = ("width", "height")
 
 
 @dataclass(frozen=True)
-class GQAVocabulary:
-    """Index -> name lists as the file gives them, ``__background__`` at 0."""
+class GQAAnnotations(RecordAnnotations):
+    """One GQA-200 annotation file as ``RecordAnnotations`` (all records of the file): ``filenames_all`` as
+    image_files, ``img_info_all``'s width and height, ``gt_boxes_all`` as boxes, ``gt_classes_all`` as labels,
+    ``relationships_all`` as relations, all as stored. ignored_record: the position of a record read as empty,
+    unchecked (the test file's record SHA-GCL skips, whatever it holds), or -1."""
 
-    ind_to_classes: list[str]
-    ind_to_predicates: list[str]
-
-
-@dataclass(frozen=True)
-class GQAAnnotations:
-    """One GQA-200 annotation file as flat arrays. I records (all of the file, in file order), N boxes, R
-    relations.
-
-    image_files: (I,) str ``filenames_all``; widths, heights: (I,) int64 from ``img_info_all``;
-    box_offsets: (I + 1,) int64 CSR offsets into boxes/labels; boxes: (N, 4) float64 xyxy in original pixels,
-    as stored; labels: (N,) int64 ``gt_classes_all``; rel_offsets: (I + 1,) int64 CSR offsets into relations;
-    relations: (R, 3) int64 ``relationships_all`` rows [subject, object, predicate].
-    ignored_record: the position of a record read as empty, unchecked (the test file's record SHA-GCL skips,
-    whatever it holds), or -1.
-    """
-
-    ann_file: str
-    image_files: np.ndarray
-    widths: np.ndarray
-    heights: np.ndarray
-    box_offsets: np.ndarray
-    boxes: np.ndarray
-    labels: np.ndarray
-    rel_offsets: np.ndarray
-    relations: np.ndarray
-    ignored_record: int
+    ignored_record: int = -1
 
 
-def load_gqa_vocabulary(dict_file: str) -> GQAVocabulary:
+def load_gqa_vocabulary(dict_file: str) -> RecordVocabulary:
     """Parse ``GQA_200_ID_Info.json``'s ``ind_to_classes`` and ``ind_to_predicates`` (its other keys are
     not read, as SHA-GCL reads none)."""
     require_file(dict_file, "GQA-200 vocabulary GQA_200_ID_Info.json (dict_file)")
@@ -67,7 +45,7 @@ def load_gqa_vocabulary(dict_file: str) -> GQAVocabulary:
 
 
 @lru_cache(maxsize=4)
-def _load_vocabulary_cached(dict_file: str, _size: int, _mtime: int) -> GQAVocabulary:
+def _load_vocabulary_cached(dict_file: str, _size: int, _mtime: int) -> RecordVocabulary:
     content = read_json(dict_file)
     if not isinstance(content, dict):
         raise DataFormatError(f"{dict_file}: expected a JSON object with lists {list(VOCABULARY_KEYS)}, "
@@ -85,7 +63,7 @@ def _load_vocabulary_cached(dict_file: str, _size: int, _mtime: int) -> GQAVocab
         if len(set(values)) != len(values):
             raise DataFormatError(f"{dict_file}: field {key!r} repeats a name")
         names[key] = list(values)
-    return GQAVocabulary(ind_to_classes=names["ind_to_classes"], ind_to_predicates=names["ind_to_predicates"])
+    return RecordVocabulary(ind_to_classes=names["ind_to_classes"], ind_to_predicates=names["ind_to_predicates"])
 
 
 def load_gqa_annotations(ann_file: str, ignored_record: int = -1) -> GQAAnnotations:
@@ -194,7 +172,7 @@ def _check_arrays(path: str, box_offsets: np.ndarray, label_offsets: np.ndarray,
         )
 
 
-def check_vocabulary_fits(ann: GQAAnnotations, dict_file: str, vocabulary: GQAVocabulary) -> None:
+def check_vocabulary_fits(ann: GQAAnnotations, dict_file: str, vocabulary: RecordVocabulary) -> None:
     """Classes 1..C-1 and predicates 1..P-1 of ``ann`` within ``vocabulary``'s lists; raises naming the record
     and the vocabulary's size."""
     checks = (("gt_classes_all", ann.labels, ann.box_offsets, len(vocabulary.ind_to_classes), "ind_to_classes"),

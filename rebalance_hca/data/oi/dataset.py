@@ -10,10 +10,11 @@ from ..files import DataFormatError
 from ..record_dataset import RecordDataset, check_split_options
 from ..resampling import ResamplingOptions
 from ..split_index import RebalanceSpec, SplitIndex, filtered_split, rebalance_keep, records_relation_rows
-from .files import OIAnnotations, check_vocabulary_fits, load_oi_annotations, load_oi_vocabulary
+from ..json_columns import RecordAnnotations
+from .files import check_vocabulary_fits, load_oi_annotations, load_oi_vocabulary
 
 
-def select_oi_split(ann: OIAnnotations, filter_empty_rels: bool = True, num_im: int = -1,
+def select_oi_split(ann: RecordAnnotations, filter_empty_rels: bool = True, num_im: int = -1,
                     rebalance: RebalanceSpec | None = None) -> SplitIndex:
     """PySGG's ``load_annotations``: the first ``num_im`` records (truncation before filtering), records without
     a relation or a box dropped when ``filter_empty_rels``; then stage-2 rebalancing (our addition,

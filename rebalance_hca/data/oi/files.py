@@ -3,63 +3,35 @@
 
 ``annotations/vrd-<split>-anno.json`` is a list of records ``{img_fn, img_size [w, h], bbox [[x1, y1, x2, y2],
 ...], det_labels [...] (0-based), rel [[s, o, p], ...] (p 0-based)}``; ``annotations/categories_dict.json``
-holds the name lists ``obj`` and ``rel``. A file is read once per version into flat arrays (CSR offsets per
-record), the nested lists flattened in C (``itertools.chain``), never with a Python loop per box or relation.
+holds the name lists ``obj`` and ``rel``. A file is read once per version into flat arrays
+(``RecordAnnotations``: ``img_fn`` as image_files, ``img_size`` as widths and heights, ``bbox`` as boxes,
+``det_labels`` + 1 as labels, ``rel`` with its predicate column + 1 as relations; CSR offsets per record), the
+nested lists flattened in C (``json_columns``), never with a Python loop per box or relation.
 Every problem raises ``DataFormatError`` naming the file, the record index and the field.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import lru_cache, partial
 from operator import itemgetter
 
 import numpy as np
 
 from ..files import DataFormatError, file_fingerprint, require_file
-from ..json_columns import column_error, flatten_column, garbage_collection_paused, is_row, read_json
+from ..json_columns import (RecordAnnotations, RecordVocabulary, column_error, flatten_column,
+                            garbage_collection_paused, is_row, read_json)
 
 RECORD_KEYS = ("img_fn", "img_size", "bbox", "det_labels", "rel")
 BACKGROUND = "__background__"
 
 
-@dataclass(frozen=True)
-class OIVocabulary:
-    """Index -> name lists with ``__background__`` at 0 (PySGG prepends it to ``obj`` and ``rel``)."""
-
-    ind_to_classes: list[str]
-    ind_to_predicates: list[str]
-
-
-@dataclass(frozen=True)
-class OIAnnotations:
-    """One ``vrd-<split>-anno.json`` as flat arrays. I records, N boxes, R relations, in file order.
-
-    image_files: (I,) str ``img_fn``; widths, heights: (I,) int64 from ``img_size``; box_offsets: (I + 1,)
-    int64 CSR offsets into boxes/labels; boxes: (N, 4) float64 xyxy in original pixels, as stored; labels:
-    (N,) int64 classes 1..C-1 (``det_labels`` + 1); rel_offsets: (I + 1,) int64 CSR offsets into relations;
-    relations: (R, 3) int64 [subject, object (0-based box indices within the record), predicate 1..P-1
-    (``rel``'s third column + 1)].
-    """
-
-    ann_file: str
-    image_files: np.ndarray
-    widths: np.ndarray
-    heights: np.ndarray
-    box_offsets: np.ndarray
-    boxes: np.ndarray
-    labels: np.ndarray
-    rel_offsets: np.ndarray
-    relations: np.ndarray
-
-
-def load_oi_vocabulary(dict_file: str) -> OIVocabulary:
+def load_oi_vocabulary(dict_file: str) -> RecordVocabulary:
     """Parse ``categories_dict.json`` (lists ``obj`` and ``rel`` of names) and prepend ``__background__``."""
     require_file(dict_file, "Open Images categories_dict.json (dict_file)")
     return _load_vocabulary_cached(*file_fingerprint(dict_file))
 
 
 @lru_cache(maxsize=4)
-def _load_vocabulary_cached(dict_file: str, _size: int, _mtime: int) -> OIVocabulary:
+def _load_vocabulary_cached(dict_file: str, _size: int, _mtime: int) -> RecordVocabulary:
     content = read_json(dict_file)
     if not isinstance(content, dict):
         raise DataFormatError(f"{dict_file}: expected a JSON object with lists 'obj' and 'rel'")
@@ -71,22 +43,22 @@ def _load_vocabulary_cached(dict_file: str, _size: int, _mtime: int) -> OIVocabu
         if len(set(values)) != len(values) or BACKGROUND in values:
             raise DataFormatError(f"{dict_file}: '{key}' names must be distinct and not {BACKGROUND!r}")
         names[key] = [BACKGROUND, *values]
-    return OIVocabulary(ind_to_classes=names["obj"], ind_to_predicates=names["rel"])
+    return RecordVocabulary(ind_to_classes=names["obj"], ind_to_predicates=names["rel"])
 
 
-def load_oi_annotations(ann_file: str) -> OIAnnotations:
+def load_oi_annotations(ann_file: str) -> RecordAnnotations:
     """Read and check one ``vrd-<split>-anno.json``; cached per file version in this process."""
     require_file(ann_file, "Open Images annotation file (ann_file)")
     return _load_annotations_cached(*file_fingerprint(ann_file))
 
 
 @lru_cache(maxsize=3)
-def _load_annotations_cached(ann_file: str, _size: int, _mtime: int) -> OIAnnotations:
+def _load_annotations_cached(ann_file: str, _size: int, _mtime: int) -> RecordAnnotations:
     with garbage_collection_paused():
         return _parse_annotations(ann_file, read_json(ann_file))
 
 
-def _parse_annotations(ann_file: str, records) -> OIAnnotations:
+def _parse_annotations(ann_file: str, records) -> RecordAnnotations:
     if not isinstance(records, list):
         raise DataFormatError(f"{ann_file}: expected a JSON list of image records, got {type(records).__name__}")
     try:
@@ -110,7 +82,7 @@ def _parse_annotations(ann_file: str, records) -> OIAnnotations:
     relations, rel_offsets = flatten_column(ann_file, columns["rel"], "rel", 3, integer=True)
     sizes = sizes.reshape(-1, 2)
     _check_arrays(ann_file, boxes, box_offsets, labels, label_offsets, relations, rel_offsets)
-    return OIAnnotations(
+    return RecordAnnotations(
         ann_file=ann_file, image_files=np.array(file_names, dtype=str), widths=sizes[:, 0], heights=sizes[:, 1],
         box_offsets=box_offsets, boxes=boxes, labels=labels + 1, rel_offsets=rel_offsets,
         relations=relations + np.array([0, 0, 1]),
@@ -162,7 +134,7 @@ def _check_arrays(path, boxes, box_offsets, labels, label_offsets, relations, re
         )
 
 
-def check_vocabulary_fits(ann: OIAnnotations, dict_file: str, vocabulary: OIVocabulary) -> None:
+def check_vocabulary_fits(ann: RecordAnnotations, dict_file: str, vocabulary: RecordVocabulary) -> None:
     """Labels 1..C-1 and predicates 1..P-1 of ``ann`` exist in ``vocabulary``; raises naming the record."""
     checks = (("det_labels", ann.labels, ann.box_offsets, len(vocabulary.ind_to_classes), "obj"),
               ("rel", ann.relations[:, 2], ann.rel_offsets, len(vocabulary.ind_to_predicates), "rel"))
