@@ -227,8 +227,9 @@ def main() -> None:
     speedup["total"] = (reference["splits_s"] + reference["statistics_s"]) / (ours["splits_s"] + ours["statistics_s"])
     print(f"speed-up: splits {speedup['splits_s']:.1f}x, statistics {speedup['statistics_s']:.1f}x, "
           f"total {speedup['total']:.1f}x")
-    print(json.dumps({"sizes": ours["sizes"], "reference": name, "ours": {k: ours[k] for k in ("splits_s", "statistics_s")},
-                      "reference_s": {k: reference[k] for k in ("splits_s", "statistics_s")},
+    timings = ("splits_s", "statistics_s")
+    print(json.dumps({"sizes": ours["sizes"], "reference": name, "ours": {k: ours[k] for k in timings},
+                      "reference_s": {k: reference[k] for k in timings},
                       "speedup_splits": speedup["splits_s"], "speedup_statistics": speedup["statistics_s"],
                       "speedup_total": speedup["total"]}))
 

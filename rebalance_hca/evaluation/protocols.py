@@ -25,7 +25,8 @@ from .oi import compact_oi_prediction, is_oi_compact
 from .oi_report import write_oi_report_files
 from .report import write_report_files
 
-__all__ = ["EvaluationProtocol", "GQA_PROTOCOL", "OPEN_IMAGES_PROTOCOL", "OpenImagesProtocol", "SGBProtocol", "SGB_PROTOCOL"]
+__all__ = ["EvaluationProtocol", "GQA_PROTOCOL", "OPEN_IMAGES_PROTOCOL", "OpenImagesProtocol", "SGBProtocol",
+           "SGB_PROTOCOL"]
 
 
 class EvaluationProtocol(ABC):

@@ -6,7 +6,8 @@ from .dataset import ignored_record, select_gqa_split
 from .files import check_vocabulary_fits, load_gqa_annotations, load_gqa_vocabulary
 
 
-def load_or_compute_gqa_statistics(train_file: str, dict_file: str, cache_file: str | None = None) -> FrequencyStatistics:
+def load_or_compute_gqa_statistics(train_file: str, dict_file: str,
+                                   cache_file: str | None = None) -> FrequencyStatistics:
     """The whole train file after the empty filter (records without a relation or a box dropped), no overlap
     filter, no de-duplication (duplicates counted), bg pairs from the stored, unclamped pixel boxes (positive
     intersection without +1; all pairs of an image without any); ``pred_dist`` as the log. Cached like
