@@ -100,7 +100,7 @@ def flatten_column(path: str, column: Sequence[list], key: str, width: int,
     if values.ndim != 1 or values.dtype.kind not in ("i",) + (() if integer else ("f",)) or \
             (values.dtype.kind == "f" and not np.isfinite(values).all()):
         raise column_error(path, column, key, valid, problem)
-    values = values.astype(np.int64 if integer else np.float64)
+    values = values.astype(np.int64 if integer else np.float64, copy=False)
     return (values.reshape(-1, width) if width else values), offsets
 
 
