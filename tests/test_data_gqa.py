@@ -206,9 +206,10 @@ def test_bad_input_names_file_record_and_field_and_writes_nothing(tmp_path, case
     output = tmp_path / "output"
     output.mkdir()
     cfg = gqa_config(str(tmp_path), "OUTPUT_DIR", str(output))
-    with pytest.raises(DataFormatError, match=message) as error:
-        get_dataset_statistics(cfg)
-    assert "\n" not in str(error.value)
+    for read in (get_dataset_statistics, train_vocabulary, lambda cfg: build_dataset(cfg, "train")):
+        with pytest.raises(DataFormatError, match=message) as error:
+            read(cfg)
+        assert "\n" not in str(error.value)
     assert list(output.iterdir()) == []
 
 

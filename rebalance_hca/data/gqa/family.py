@@ -9,7 +9,7 @@ from ...evaluation.protocols import GQA_PROTOCOL
 from ..family import DatasetFamily, DatasetPaths, SplitOptions, TrainVocabulary, counted_vocabulary, prefixed_names
 from ..statistics import FrequencyStatistics
 from .dataset import GQADataset, ignored_record
-from .files import load_gqa_annotations, load_gqa_vocabulary
+from .files import check_vocabulary_fits, load_gqa_annotations, load_gqa_vocabulary
 from .statistics import load_or_compute_gqa_statistics
 
 GQA_PREFIX = "GQA_200_"
@@ -51,6 +51,7 @@ class GQA200Family(DatasetFamily):
         loader reads no counts from the vocabulary file), ranked by count (ties by id)."""
         vocabulary = load_gqa_vocabulary(paths.dict_file)
         annotations = load_gqa_annotations(paths.train_file, ignored_record("train"))
+        check_vocabulary_fits(annotations, paths.dict_file, vocabulary)
         return counted_vocabulary(paths.train_file, vocabulary.ind_to_classes, vocabulary.ind_to_predicates,
                                   annotations.relations[:, 2])
 
