@@ -120,6 +120,23 @@ def is_numbers(value: list, integer: bool) -> bool:
     return is_row(value, len(value), integer)
 
 
+def first_relation_outside_boxes(relations: np.ndarray, rel_offsets: np.ndarray, box_counts: np.ndarray,
+                                 also_bad: np.ndarray | None = None) -> tuple[int, int, int, int] | None:
+    """The first relation row whose subject or object index lies outside its record's boxes (or that
+    ``also_bad`` marks), as (record, entry within the record, row, the record's box count); None when every row
+    fits. relations: (R, 3); rel_offsets: (I + 1,) CSR offsets; box_counts: (I,); also_bad: (R,) bool."""
+    record_of_rel = np.repeat(np.arange(len(rel_offsets) - 1), np.diff(rel_offsets))
+    rel_box_count = box_counts[record_of_rel]
+    bad = (relations[:, :2] < 0).any(1) | (relations[:, :2] >= rel_box_count[:, None]).any(1)
+    if also_bad is not None:
+        bad |= also_bad
+    if not bad.any():
+        return None
+    row = int(np.flatnonzero(bad)[0])
+    record = int(record_of_rel[row])
+    return record, row - int(rel_offsets[record]), row, int(rel_box_count[row])
+
+
 def column_error(path: str, column: Sequence, key: str, valid: Callable[[object], bool],
                  problem: str) -> DataFormatError:
     """The first record whose ``column[i]`` (its field ``key``) is not ``valid``, named with the value."""

@@ -18,8 +18,8 @@ from operator import itemgetter
 import numpy as np
 
 from ..files import DataFormatError, file_fingerprint, require_file
-from ..json_columns import (RecordAnnotations, RecordVocabulary, flatten_column, garbage_collection_paused,
-                            read_json)
+from ..json_columns import (RecordAnnotations, RecordVocabulary, first_relation_outside_boxes, flatten_column,
+                            garbage_collection_paused, read_json)
 
 BACKGROUND = "__background__"
 VOCABULARY_KEYS = ("ind_to_classes", "ind_to_predicates")
@@ -160,16 +160,11 @@ def _check_arrays(path: str, box_offsets: np.ndarray, label_offsets: np.ndarray,
         position = int(np.flatnonzero(mismatch)[0])
         raise DataFormatError(f"{path}: record {position} field 'gt_classes_all' has {label_counts[position]} "
                               f"entries but 'gt_boxes_all' has {box_counts[position]}")
-    record_of_rel = np.repeat(np.arange(len(rel_offsets) - 1), np.diff(rel_offsets))
-    rel_box_count = box_counts[record_of_rel]
-    bad = (relations[:, :2] < 0).any(1) | (relations[:, :2] >= rel_box_count[:, None]).any(1)
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        position = int(record_of_rel[row])
-        raise DataFormatError(
-            f"{path}: record {position} field 'relationships_all' entry {row - int(rel_offsets[position])} = "
-            f"{relations[row].tolist()} needs box indices in [0, {int(rel_box_count[row])})"
-        )
+    problem = first_relation_outside_boxes(relations, rel_offsets, box_counts)
+    if problem is not None:
+        position, entry, row, box_count = problem
+        raise DataFormatError(f"{path}: record {position} field 'relationships_all' entry {entry} = "
+                              f"{relations[row].tolist()} needs box indices in [0, {box_count})")
 
 
 def check_vocabulary_fits(ann: GQAAnnotations, dict_file: str, vocabulary: RecordVocabulary) -> None:

@@ -17,8 +17,8 @@ from operator import itemgetter
 import numpy as np
 
 from ..files import DataFormatError, file_fingerprint, require_file
-from ..json_columns import (RecordAnnotations, RecordVocabulary, column_error, flatten_column,
-                            garbage_collection_paused, is_row, read_json)
+from ..json_columns import (RecordAnnotations, RecordVocabulary, column_error, first_relation_outside_boxes,
+                            flatten_column, garbage_collection_paused, is_row, read_json)
 
 RECORD_KEYS = ("img_fn", "img_size", "bbox", "det_labels", "rel")
 BACKGROUND = "__background__"
@@ -122,15 +122,12 @@ def _check_arrays(path, boxes, box_offsets, labels, label_offsets, relations, re
     if len(labels) and labels.min() < 0:
         position = int(record_of_box[np.flatnonzero(labels < 0)[0]])
         raise DataFormatError(f"{path}: record {position} field 'det_labels' holds a negative class index")
-    record_of_rel = np.repeat(np.arange(len(rel_offsets) - 1), np.diff(rel_offsets))
-    box_count = np.diff(box_offsets)[record_of_rel]
-    bad = (relations[:, :2] < 0).any(1) | (relations[:, :2] >= box_count[:, None]).any(1) | (relations[:, 2] < 0)
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        position = int(record_of_rel[row])
+    problem = first_relation_outside_boxes(relations, rel_offsets, np.diff(box_offsets), relations[:, 2] < 0)
+    if problem is not None:
+        position, entry, row, box_count = problem
         raise DataFormatError(
-            f"{path}: record {position} field 'rel' entry {row - int(rel_offsets[position])} = "
-            f"{relations[row].tolist()} needs box indices in [0, {int(box_count[row])}) and a predicate >= 0"
+            f"{path}: record {position} field 'rel' entry {entry} = "
+            f"{relations[row].tolist()} needs box indices in [0, {box_count}) and a predicate >= 0"
         )
 
 
