@@ -2,11 +2,13 @@
 # The whole ReBalance-HCA recipe on SynthVG on a CPU, PredCls: data -> detector -> HCA stage 1 -> confusion
 # matrix -> HCA stage 2 (with the transfer classifier) -> test, plus the two baselines the table compares
 # (the frequency-only predictor and SGB's Transformer context). Ends with one table of R@K, mR@K and F@50
-# (with DATASET=oiv6: SynthVG's scenes in the Open Images V6 layout, and PySGG's OI metrics).
+# (with DATASET=oiv6: SynthVG's scenes in the Open Images V6 layout, and PySGG's OI metrics; with
+# DATASET=gqa200: the same scenes in SHA-GCL's GQA-200 layout, the VG metrics, validation on mR@100).
 # Every step reuses its output when it exists (a rerun only prints the table again).
 # Creates or reuses .venv first. Extra KEY VALUE arguments override the relation configs.
-#   Environment: DATASET (vg150 | oiv6), SYNTHVG_DIR (datasets/synthvg | datasets/synthvg_oi),
-#   SYNTHVG_IMAGES (4000), OUTPUT_ROOT (output/quickstart | output/quickstart_oiv6)
+#   Environment: DATASET (vg150 | oiv6 | gqa200), SYNTHVG_DIR (datasets/synthvg | datasets/synthvg_oi |
+#   datasets/synthvg_gqa), SYNTHVG_IMAGES (4000), OUTPUT_ROOT (output/quickstart | output/quickstart_oiv6 |
+#   output/quickstart_gqa200)
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/_venv.sh"
 cd "$ROOT"
@@ -24,7 +26,13 @@ case "$DATASET" in
     DATASET_FILES="$SYNTHVG_DIR/openimages/open_image_v6"
     DATASET_MARKER="$DATASET_FILES/annotations/vrd-train-anno.json"
     CONFIG_SUFFIX="_oiv6" ;;
-  *) echo "DATASET must be vg150 or oiv6, got '$DATASET'" >&2; exit 2 ;;
+  gqa200)
+    SYNTHVG_DIR=${SYNTHVG_DIR:-datasets/synthvg_gqa}
+    OUT=${OUTPUT_ROOT:-output/quickstart_gqa200}
+    DATASET_FILES="$SYNTHVG_DIR/gqa"
+    DATASET_MARKER="$DATASET_FILES/GQA_200_Train.json"
+    CONFIG_SUFFIX="_gqa200" ;;
+  *) echo "DATASET must be vg150, oiv6 or gqa200, got '$DATASET'" >&2; exit 2 ;;
 esac
 DETECTOR_CONFIG=configs/synthetic/detector_R18_FPN$CONFIG_SUFFIX.yaml
 CONFIG=configs/synthetic/relation_HCA_R18_FPN$CONFIG_SUFFIX.yaml

@@ -50,6 +50,15 @@ class TrainVocabulary:
     predicate_order: tuple[int, ...]
 
 
+def counted_vocabulary(source: str, ind_to_classes: list[str], ind_to_predicates: list[str],
+                       predicates: np.ndarray) -> TrainVocabulary:
+    """A ``TrainVocabulary`` whose counts are the train file's relations per predicate (for a family without
+    dictionary counts), ranked by count, ties by id. predicates: (R,) int64 ids 1..P-1 of every relation row."""
+    counts = np.bincount(predicates, minlength=len(ind_to_predicates)).astype(np.float64)
+    order = tuple(int(i) + 1 for i in np.argsort(-counts[1:], kind="stable"))
+    return TrainVocabulary(source, ind_to_classes, ind_to_predicates, counts, order)
+
+
 @dataclass(frozen=True)
 class SplitOptions:
     """What ``build_dataset`` decides the same way for every family, from the config and its arguments.

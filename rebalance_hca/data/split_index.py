@@ -40,6 +40,16 @@ class SplitIndex:
     relations: np.ndarray
 
 
+def records_relation_rows(rel_offsets: np.ndarray, image_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The flat relation rows of the chosen records, in order. rel_offsets: (I_all + 1,) CSR offsets of the
+    file's relations per record; image_rows: (I,) chosen records. -> (rel_image (R,) position of each row's
+    record in ``image_rows``, rel_rows (R,) rows into the file's relation array)."""
+    rel_counts = rel_offsets[image_rows + 1] - rel_offsets[image_rows]
+    rel_image = np.repeat(np.arange(len(image_rows)), rel_counts)
+    starts = np.repeat(rel_offsets[image_rows] - np.concatenate([[0], np.cumsum(rel_counts)[:-1]]), rel_counts)
+    return rel_image, (starts + np.arange(rel_counts.sum())).astype(np.int64)
+
+
 def filtered_split(image_rows: np.ndarray, box_start: np.ndarray, box_count: np.ndarray, rel_image: np.ndarray,
                    relations: np.ndarray, keep: np.ndarray, drop_images_without_relations: bool) -> SplitIndex:
     """A ``SplitIndex`` of the relations with ``keep``; images left without any removed when asked.

@@ -58,44 +58,40 @@ def count_statistics(labels: np.ndarray, boxes: np.ndarray, index: SplitIndex, n
     object_class = labels[first_row + relations[:, 1]]
     fg_flat = (subject_class * num_classes + object_class) * num_predicates + relations[:, 2]
     fg_matrix = np.bincount(fg_flat, minlength=num_classes * num_classes * num_predicates)
-    fg_matrix = fg_matrix.reshape(num_classes, num_classes, num_predicates).astype(np.int64)
+    fg_matrix = fg_matrix.reshape(num_classes, num_classes, num_predicates).astype(np.int64, copy=False)
 
-    bg_matrix = np.zeros(num_classes * num_classes, dtype=np.int64)
-    for chunk in _image_chunks(index.box_count):
-        bg_matrix += _count_background_pairs(labels, boxes, index.box_start[chunk], index.box_count[chunk],
-                                             num_classes)
+    bg_matrix = _count_background_pairs(labels, boxes, index.box_start, index.box_count, num_classes)
     bg_matrix = bg_matrix.reshape(num_classes, num_classes) + 1
     fg_matrix[:, :, 0] = bg_matrix
     with np.errstate(divide="ignore", invalid="ignore"):
-        pred_dist = np.log(fg_matrix / fg_matrix.sum(2)[:, :, None] + 1e-3).astype(np.float32)
+        frequencies = np.divide(fg_matrix, fg_matrix.sum(2)[:, :, None])
+        pred_dist = np.log(np.add(frequencies, 1e-3, out=frequencies), out=frequencies).astype(np.float32)
     return FrequencyStatistics(fg_matrix, bg_matrix, pred_dist)
-
-
-def _image_chunks(box_count: np.ndarray) -> list[np.ndarray]:
-    """Split image positions into consecutive chunks of at most ~PAIRS_PER_CHUNK ordered box pairs."""
-    cumulative_pairs = np.cumsum(box_count.astype(np.int64) ** 2)
-    chunk_of_image = cumulative_pairs // PAIRS_PER_CHUNK
-    boundaries = np.flatnonzero(np.diff(chunk_of_image)) + 1
-    return np.split(np.arange(len(box_count)), boundaries)
 
 
 def _count_background_pairs(labels: np.ndarray, boxes: np.ndarray, box_start: np.ndarray, box_count: np.ndarray,
                             num_classes: int) -> np.ndarray:
-    """bg counts of some images: ordered pairs of distinct boxes with positive intersection (no +1); all
-    distinct pairs for an image with none. -> (C * C,) int64."""
-    pairs_per_image = box_count ** 2
-    image = np.repeat(np.arange(len(box_count)), pairs_per_image)
-    local = np.arange(pairs_per_image.sum()) - np.repeat(np.cumsum(pairs_per_image) - pairs_per_image,
-                                                         pairs_per_image)
-    count = box_count[image]
-    row_a = box_start[image] + local // count
-    row_b = box_start[image] + local % count
-    distinct = row_a != row_b
-    overlapping = distinct & paired_positive_intersection(boxes[row_a], boxes[row_b])
-    image_has_overlap = np.bincount(image[overlapping], minlength=len(box_count)) > 0
-    counted = overlapping | (distinct & ~image_has_overlap[image])
-    class_pair = labels[row_a[counted]] * num_classes + labels[row_b[counted]]
-    return np.bincount(class_pair, minlength=num_classes * num_classes)
+    """bg counts: per image, ordered pairs of distinct boxes with positive intersection (no +1); all distinct
+    pairs for an image with none. Images with the same box count n are handled together, as (k, n(n-1)/2)
+    blocks of their unordered pairs (the intersection is symmetric; each counted pair adds both orders),
+    at most ~PAIRS_PER_CHUNK ordered pairs per block. -> (C * C,) int64."""
+    bg_matrix = np.zeros(num_classes * num_classes, dtype=np.int64)
+    for count in np.unique(box_count):
+        if count < 2:
+            continue
+        images = np.flatnonzero(box_count == count)
+        first_box, second_box = np.triu_indices(count, 1)
+        images_per_block = max(1, PAIRS_PER_CHUNK // int(count) ** 2)
+        for first in range(0, len(images), images_per_block):
+            rows = box_start[images[first:first + images_per_block], None] + np.arange(count)  # (k, n)
+            image_boxes, image_labels = boxes[rows], labels[rows]
+            overlapping = paired_positive_intersection(image_boxes[:, first_box], image_boxes[:, second_box])
+            counted = overlapping | ~overlapping.any(axis=1, keepdims=True)  # (k, n(n-1)/2)
+            first_label, second_label = image_labels[:, first_box][counted], image_labels[:, second_box][counted]
+            bg_matrix += np.bincount(np.concatenate([first_label * num_classes + second_label,
+                                                     second_label * num_classes + first_label]),
+                                     minlength=num_classes * num_classes)
+    return bg_matrix
 
 
 def statistics_fingerprint(source_files: dict[str, str], **settings) -> str:

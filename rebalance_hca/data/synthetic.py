@@ -1,5 +1,5 @@
-"""SynthVG: a generated dataset in the exact VG150 file formats (or PySGG's Open Images V6 layout, the same
-scenes), so that every real loading path runs on it.
+"""SynthVG: a generated dataset in the exact VG150 file formats (or PySGG's Open Images V6 layout, or SHA-GCL's
+GQA-200 layout, the same scenes), so that every real loading path runs on it.
 
 ``write_synthvg`` writes ``<output_dir>/vg/`` with ``VG_100K/<image_id>.jpg``, ``VG-SGG-with-attri.h5``,
 ``VG-SGG-dicts-with-attri.json``, ``image_data.json``, ``glove.6B.200d.txt`` and ``SYNTHVG.json`` (how it was
@@ -18,6 +18,10 @@ generated). Scenes, relation truth and the annotator live in ``rebalance_hca.dat
 rest; images without boxes are left out (the release lists only images with relationship annotations).
 ``write_oi_scale`` writes OI-sized annotations for loading benchmarks.
 
+``write_synthvg_gqa`` writes the same scenes in SHA-GCL's GQA-200 layout, ``<output_dir>/gqa/`` (``images/
+<image_id>.jpg``, ``GQA_200_ID_Info.json``, ``GQA_200_Train.json`` = the VG train pool, ``GQA_200_Test.json`` =
+the VG test split, the GloVe file and ``SYNTHVG.json``); ``write_gqa_scale`` GQA-sized annotations.
+
 Everything is a pure function of the seed and the options: each image draws from its own generators seeded
 by (seed, image_id), so a run is byte-for-byte reproducible however many processes render it.
 """
@@ -31,6 +35,9 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 
+from .gqa.family import GQA_FILES, GQA_FOLDER
+from .synthvg.gqa_scale import gqa_object_names, gqa_predicate_names, gqa_scale_splits
+from .synthvg.gqa_writer import write_gqa_annotation_files
 from .synthvg.oi_scale import OI_PREDICATES, oi_object_names, oi_scale_splits
 from .synthvg.oi_writer import (
     OI_FOLDER, OI_IMAGE_FOLDER_NAME, OI_SPLITS, OISplitArrays, image_file_stem, write_oi_annotation_files,
@@ -287,7 +294,8 @@ def write_vg_scale(output_dir: str, seed: int = 0, test_fraction: float = DEFAUL
 
 
 def oi_split_arrays(images: list[SynthImage]) -> OISplitArrays:
-    """Images (each with at least one box) as one Open Images split; boxes rounded to integer pixels."""
+    """Images as one split of flat arrays (the Open Images and GQA-200 writers' input); boxes rounded to
+    integer pixels."""
     boxes = np.concatenate([image.boxes for image in images] + [np.zeros((0, 4))])
     relations = np.concatenate([image.annotation.relations for image in images] + [np.zeros((0, 3), np.int64)])
     return OISplitArrays(
@@ -311,12 +319,13 @@ def oi_splits_of(images: list[SynthImage], num_val_images: int) -> dict[str, lis
             "test": [image for image in with_boxes if image.split == _SPLIT_TEST]}
 
 
-def _write_oi_extras(staging: str, generation_info: dict) -> None:
+def _write_extras(staging: str, generation_info: dict, image_folder_name: str) -> None:
+    """The GloVe file, the generation marker and the (empty) image folder of a JSON-layout SynthVG."""
     with open(os.path.join(staging, GLOVE_FILE_NAME), "w", encoding="utf-8") as handle:
         handle.write(glove_text())
     with open(os.path.join(staging, MARKER_FILE_NAME), "w", encoding="utf-8") as handle:
         json.dump(generation_info, handle, sort_keys=True, indent=1)
-    os.makedirs(os.path.join(staging, OI_IMAGE_FOLDER_NAME), exist_ok=True)
+    os.makedirs(os.path.join(staging, image_folder_name), exist_ok=True)
 
 
 def write_synthvg_oi(output_dir: str, options: SynthVGOptions = SynthVGOptions(),
@@ -335,11 +344,35 @@ def write_synthvg_oi(output_dir: str, options: SynthVGOptions = SynthVGOptions()
                              f"num_val_images / adjust test_fraction")
         write_oi_annotation_files(staging, {split: oi_split_arrays(images) for split, images in splits.items()},
                                   sorted(OBJECT_CLASSES), sorted(PREDICATES))
-        _write_oi_extras(staging, _generation_info("oiv6_images" if not annotations_only else "oiv6_annotations_only",
-                                                   num_val_images=num_val_images, **asdict(options)))
+        _write_extras(staging, _generation_info("oiv6_images" if not annotations_only else "oiv6_annotations_only",
+                                                num_val_images=num_val_images, **asdict(options)),
+                      OI_IMAGE_FOLDER_NAME)
         if not annotations_only:
             render_images(os.path.join(staging, OI_IMAGE_FOLDER_NAME), [i for s in OI_SPLITS for i in splits[s]],
                           options.seed, workers, oi_names=True)
+    return os.path.abspath(target)
+
+
+def write_synthvg_gqa(output_dir: str, options: SynthVGOptions = SynthVGOptions(), annotations_only: bool = False,
+                      overwrite: bool = False, workers: int = 1) -> str:
+    """Generate SynthVG's scenes in SHA-GCL's GQA-200 layout into ``<output_dir>/gqa`` (atomically) and return
+    that folder's path: the train file holds the VG train pool (images without boxes or relations included,
+    as the loader drops them), the test file the VG test split; val is the loader's prefix of test."""
+    target = os.path.join(output_dir, GQA_FOLDER)
+    with staged_folder(target, overwrite) as staging:
+        images = generate_images(options)
+        splits = {split: [image for image in images if image.split == code]
+                  for split, code in (("train", _SPLIT_TRAIN), ("test", _SPLIT_TEST))}
+        empty = [split for split, members in splits.items() if not members]
+        if empty:
+            raise ValueError(f"no image in the GQA-200 file(s) {empty}: raise num_images or adjust test_fraction")
+        write_gqa_annotation_files(staging, oi_split_arrays(splits["train"]), oi_split_arrays(splits["test"]),
+                                   sorted(OBJECT_CLASSES), sorted(PREDICATES))
+        _write_extras(staging, _generation_info("gqa200_images" if not annotations_only else "gqa200_annotations_only",
+                                                **asdict(options)), GQA_FILES["img_dir"])
+        if not annotations_only:
+            render_images(os.path.join(staging, GQA_FILES["img_dir"]), splits["train"] + splits["test"],
+                          options.seed, workers)
     return os.path.abspath(target)
 
 
@@ -349,5 +382,17 @@ def write_oi_scale(output_dir: str, seed: int = 0, overwrite: bool = False) -> s
     target = os.path.join(output_dir, OI_FOLDER)
     with staged_folder(target, overwrite) as staging:
         write_oi_annotation_files(staging, oi_scale_splits(seed), oi_object_names(), list(OI_PREDICATES))
-        _write_oi_extras(staging, _generation_info("oiv6_scale", seed=seed))
+        _write_extras(staging, _generation_info("oiv6_scale", seed=seed), OI_IMAGE_FOLDER_NAME)
+    return os.path.abspath(target)
+
+
+def write_gqa_scale(output_dir: str, seed: int = 0, overwrite: bool = False) -> str:
+    """Write GQA-200-sized annotations (60,000 train / 11,000 test records, no image files) into
+    ``<output_dir>/gqa`` for loading benchmarks; return that folder's path."""
+    target = os.path.join(output_dir, GQA_FOLDER)
+    with staged_folder(target, overwrite) as staging:
+        splits = gqa_scale_splits(seed)
+        write_gqa_annotation_files(staging, splits["train"], splits["test"], gqa_object_names(),
+                                   gqa_predicate_names())
+        _write_extras(staging, _generation_info("gqa200_scale", seed=seed), GQA_FILES["img_dir"])
     return os.path.abspath(target)

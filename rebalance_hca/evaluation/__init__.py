@@ -11,14 +11,16 @@ from .evaluate import detection_input, evaluate_oi_predictions, evaluate_predict
 from .oi import OIEvaluator, compact_oi_prediction, oi_candidates
 from .oi_report import format_oi_report, plot_oi_per_predicate, write_oi_report_files
 from .predictions_io import load_predictions, save_predictions
-from .protocols import OPEN_IMAGES_PROTOCOL, SGB_PROTOCOL, EvaluationProtocol, OpenImagesProtocol, SGBProtocol
+from .protocols import (GQA_PROTOCOL, OPEN_IMAGES_PROTOCOL, SGB_PROTOCOL, EvaluationProtocol, OpenImagesProtocol,
+                        SGBProtocol)
 from .report import format_sgb_report, plot_per_predicate_recall, save_results_json, write_report_files
 from .sgg import SGGEvaluator, predicate_groups
 from .zeroshot import (compute_zeroshot_triplets, load_zeroshot_triplets, save_zeroshot_triplets,
                        zeroshot_triplets_from_datasets)
 
 __all__ = [
-    "EvaluationProtocol", "OIEvaluator", "OPEN_IMAGES_PROTOCOL", "OpenImagesProtocol", "SGBProtocol", "SGB_PROTOCOL",
+    "EvaluationProtocol", "GQA_PROTOCOL", "OIEvaluator", "OPEN_IMAGES_PROTOCOL", "OpenImagesProtocol", "SGBProtocol",
+    "SGB_PROTOCOL",
     "SGGEvaluator", "PredicateConfusionMatrix", "compact_oi_prediction", "compact_prediction",
     "compute_detection_map", "oi_candidates",
     "compute_zeroshot_triplets", "detection_input", "evaluate_oi_predictions", "evaluate_predictions",

@@ -5,6 +5,10 @@ Each dataset family names its protocol (``rebalance_hca.data.DatasetFamily.proto
 
 * ``SGB_PROTOCOL`` — SGB's ``do_vg_evaluation`` (R, ng-R, zR, ng-zR, mR, ng-mR, A, F, head/body/tail) with
   the zero-shot triplets and predicate counts of the train split; validation selects on R@100.
+* ``GQA_PROTOCOL`` — the same metrics for GQA-200 (SHA-GCL's ``do_gqa_evaluation`` runs SGB's VG metric code
+  over its 100 predicates), zero-shot triplets and head/body/tail groups from GQA-200's own train split;
+  validation selects on mR@100, SHA-GCL's default (GLOBAL_SETTING.CHOOSE_BEST_MODEL_BY_METRIC
+  ``'_mean_recall'``).
 * ``OPEN_IMAGES_PROTOCOL`` — PySGG's ``oi_evaluation`` (R@50, wmAP_rel, wmAP_phr, score_wtd, mR@50);
   validation selects on score_wtd.
 """
@@ -21,7 +25,8 @@ from .oi import compact_oi_prediction, is_oi_compact
 from .oi_report import write_oi_report_files
 from .report import write_report_files
 
-__all__ = ["EvaluationProtocol", "OPEN_IMAGES_PROTOCOL", "OpenImagesProtocol", "SGBProtocol", "SGB_PROTOCOL"]
+__all__ = ["EvaluationProtocol", "GQA_PROTOCOL", "OPEN_IMAGES_PROTOCOL", "OpenImagesProtocol", "SGBProtocol",
+           "SGB_PROTOCOL"]
 
 
 class EvaluationProtocol(ABC):
@@ -129,4 +134,5 @@ class OpenImagesProtocol(EvaluationProtocol):
 
 
 SGB_PROTOCOL = SGBProtocol()
+GQA_PROTOCOL = SGBProtocol(name="gqa", validation_metrics=("mR@100", "R@100"))
 OPEN_IMAGES_PROTOCOL = OpenImagesProtocol()

@@ -1,6 +1,6 @@
 """Open Images V6 (PySGG's processed layout): ``files`` reads and checks the files, ``dataset`` is ``OIDataset``
 (with the split selection), ``statistics`` counts the frequency statistics, ``family`` registers it all."""
-from .dataset import OIDataset, predicate_counts, select_oi_split
+from .dataset import OIDataset, select_oi_split
 from .family import OIPaths, OpenImagesV6Family
 
-__all__ = ["OIDataset", "OIPaths", "OpenImagesV6Family", "predicate_counts", "select_oi_split"]
+__all__ = ["OIDataset", "OIPaths", "OpenImagesV6Family", "select_oi_split"]

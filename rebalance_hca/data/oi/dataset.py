@@ -2,21 +2,19 @@
 contract as ``VGDataset`` (targets as ``scene_graph_dataset`` describes)."""
 from __future__ import annotations
 
-import os
 from typing import Callable
 
 import numpy as np
 
 from ..files import DataFormatError
+from ..record_dataset import RecordDataset, check_split_options
 from ..resampling import ResamplingOptions
-from ..scene_graph_dataset import NUM_ATTRIBUTE_SLOTS, SceneGraphDataset
-from ..split_index import RebalanceSpec, SplitIndex, filtered_split, rebalance_keep
-from .files import OIAnnotations, check_vocabulary_fits, load_oi_annotations, load_oi_vocabulary
-
-SPLITS = ("train", "val", "test")
+from ..split_index import RebalanceSpec, SplitIndex, filtered_split, rebalance_keep, records_relation_rows
+from ..json_columns import RecordAnnotations
+from .files import check_vocabulary_fits, load_oi_annotations, load_oi_vocabulary
 
 
-def select_oi_split(ann: OIAnnotations, filter_empty_rels: bool = True, num_im: int = -1,
+def select_oi_split(ann: RecordAnnotations, filter_empty_rels: bool = True, num_im: int = -1,
                     rebalance: RebalanceSpec | None = None) -> SplitIndex:
     """PySGG's ``load_annotations``: the first ``num_im`` records (truncation before filtering), records without
     a relation or a box dropped when ``filter_empty_rels``; then stage-2 rebalancing (our addition,
@@ -30,10 +28,7 @@ def select_oi_split(ann: OIAnnotations, filter_empty_rels: bool = True, num_im: 
         image_rows = image_rows[has_both]
     box_start = ann.box_offsets[image_rows]
     box_count = ann.box_offsets[image_rows + 1] - box_start
-    rel_first, rel_counts = ann.rel_offsets[image_rows], np.diff(ann.rel_offsets)[image_rows]
-    rel_image = np.repeat(np.arange(len(image_rows)), rel_counts)
-    rel_rows = np.repeat(rel_first - np.concatenate([[0], np.cumsum(rel_counts)[:-1]]), rel_counts) + \
-        np.arange(rel_counts.sum())
+    rel_image, rel_rows = records_relation_rows(ann.rel_offsets, image_rows)
     relations = ann.relations[rel_rows]
     keep = np.ones(len(relations), dtype=bool)
     if rebalance is not None:
@@ -46,14 +41,7 @@ def select_oi_split(ann: OIAnnotations, filter_empty_rels: bool = True, num_im: 
     return index
 
 
-def predicate_counts(ann: OIAnnotations, num_predicates: int) -> np.ndarray:
-    """(P,) int64 relation counts per predicate over the whole file (duplicates counted; index 0 = 0): what
-    stage-2 rebalancing ranks and the class-balanced loss weighs on Open Images, which has no dictionary
-    counts. The empty-relation filter changes nothing here (the records it drops hold no relation)."""
-    return np.bincount(ann.relations[:, 2], minlength=num_predicates).astype(np.int64)
-
-
-class OIDataset(SceneGraphDataset):
+class OIDataset(RecordDataset):
     """One split of an Open Images V6 dataset in PySGG's layout: ``ds[i] -> (image, target, i)``.
 
     ``filter_empty_rels`` acts on the train split only: val and test always drop the records without a
@@ -79,40 +67,17 @@ class OIDataset(SceneGraphDataset):
         transforms: Callable | None = None,
         resampling: ResamplingOptions | None = None,
     ) -> None:
-        if split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-        if (rebalance is not None or resampling is not None) and split != "train":
-            raise ValueError("stage-2 rebalancing and bi-level resampling apply to the train split only")
-        self.split = split
-        self.img_dir = img_dir
-        self.transforms = transforms
-        self.filter_duplicate_rels = filter_duplicate_rels and split == "train"
+        check_split_options(split, rebalance, resampling)
         vocabulary = load_oi_vocabulary(dict_file)
-        self.ind_to_classes = vocabulary.ind_to_classes
-        self.ind_to_predicates = vocabulary.ind_to_predicates
-        self.ind_to_attributes = ["__background__"]
         self.ann_file = ann_file
-        self.annotations = load_oi_annotations(ann_file)
-        check_vocabulary_fits(self.annotations, dict_file, vocabulary)
-        if not os.path.isdir(img_dir):
-            raise DataFormatError(f"image folder (img_dir) not found: {img_dir}")
-        self.labels = self.annotations.labels
-        self.index: SplitIndex = select_oi_split(self.annotations, filter_empty_rels or split != "train", num_im,
-                                                 rebalance)
-        rows = self.index.image_rows
-        self.widths = self.annotations.widths[rows]
-        self.heights = self.annotations.heights[rows]
-        self.resampling = self.bilevel_resampling(resampling) if resampling is not None else None
-
-    def image_boxes(self, index: int) -> np.ndarray:
-        start = self.index.box_start[index]
-        return self.annotations.boxes[start:start + self.index.box_count[index]]
-
-    def image_attributes(self, index: int) -> np.ndarray:
-        return np.zeros((self.index.box_count[index], NUM_ATTRIBUTE_SLOTS), dtype=np.int64)
+        annotations = load_oi_annotations(ann_file)
+        check_vocabulary_fits(annotations, dict_file, vocabulary)
+        self.use_records(split, img_dir, transforms, filter_duplicate_rels, vocabulary.ind_to_classes,
+                         vocabulary.ind_to_predicates, annotations,
+                         lambda: select_oi_split(annotations, filter_empty_rels or split != "train", num_im,
+                                                 rebalance),
+                         resampling)
 
     def file_name(self, index: int) -> str:
         return f"{self.annotations.image_files[self.index.image_rows[index]]}.jpg"
 
-    def image_id(self, index: int) -> int:
-        return int(self.index.image_rows[index])

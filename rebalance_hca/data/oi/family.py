@@ -5,12 +5,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-import numpy as np
-
 from ...evaluation.protocols import OPEN_IMAGES_PROTOCOL
-from ..family import DatasetFamily, DatasetPaths, SplitOptions, TrainVocabulary, prefixed_names
+from ..family import DatasetFamily, DatasetPaths, SplitOptions, TrainVocabulary, counted_vocabulary, prefixed_names
 from ..statistics import FrequencyStatistics
-from .dataset import OIDataset, predicate_counts
+from .dataset import OIDataset
 from .files import load_oi_annotations, load_oi_vocabulary
 from .statistics import load_or_compute_oi_statistics
 
@@ -47,10 +45,8 @@ class OpenImagesV6Family(DatasetFamily):
         """``categories_dict.json``'s names; Open Images has no dictionary counts, so the counts are the train
         file's relations per predicate, ranked by count (ties by id)."""
         vocabulary = load_oi_vocabulary(paths.dict_file)
-        counts = predicate_counts(load_oi_annotations(paths.ann_file), len(vocabulary.ind_to_predicates))
-        order = tuple(int(i) + 1 for i in np.argsort(-counts[1:], kind="stable"))
-        return TrainVocabulary(paths.ann_file, vocabulary.ind_to_classes, vocabulary.ind_to_predicates,
-                               counts.astype(np.float64), order)
+        return counted_vocabulary(paths.ann_file, vocabulary.ind_to_classes, vocabulary.ind_to_predicates,
+                                  load_oi_annotations(paths.ann_file).relations[:, 2])
 
     def build_dataset(self, cfg, paths: OIPaths, options: SplitOptions) -> OIDataset:
         return OIDataset(split=paths.split, img_dir=paths.img_dir, ann_file=paths.ann_file,

@@ -26,29 +26,40 @@ def oi_object_names() -> list[str]:
     return [f"object_{index:03d}" for index in range(OI_NUM_OBJECT_NAMES)]
 
 
-def _long_tail(count: int, exponent: float) -> np.ndarray:
+def long_tail(count: int, exponent: float) -> np.ndarray:
     weights = 1.0 / np.arange(1, count + 1) ** exponent
     return weights / weights.sum()
 
 
 def oi_scale_split(rng: np.random.Generator, num_images: int, first_id: int, used_classes: np.ndarray) -> OISplitArrays:
-    """One split of ``num_images`` images with ids first_id, first_id + 1, ...; labels among ``used_classes``."""
+    """One Open Images-sized split of ``num_images`` images with ids first_id, first_id + 1, ...; labels among
+    ``used_classes``."""
+    return random_scale_split(rng, num_images, first_id, used_classes, len(OI_PREDICATES), OI_BOXES_PER_IMAGE,
+                              OI_RELATIONS_PER_IMAGE)
+
+
+def random_scale_split(rng: np.random.Generator, num_images: int, first_id: int, used_classes: np.ndarray,
+                       num_predicates: int, boxes_per_image: float, relations_per_image: float) -> OISplitArrays:
+    """One split of ``num_images`` random images (ids first_id, ...; at least 2 boxes and 1 relation each, on
+    average ``boxes_per_image`` and ``relations_per_image``): labels among ``used_classes`` and predicates
+    1..num_predicates, both long-tailed; integer pixel boxes in frames of 1024 x 576..1024 (a quarter portrait).
+    A file of the right size and shape for loading benchmarks, not a property of any release."""
     widths = np.full(num_images, 1024, dtype=np.int64)
     heights = rng.integers(576, 1025, num_images)
     portrait = rng.random(num_images) < 0.25
     widths, heights = np.where(portrait, heights, widths), np.where(portrait, widths, heights)
-    box_counts = 2 + rng.poisson(OI_BOXES_PER_IMAGE - 2, num_images)
-    rel_counts = 1 + rng.poisson(OI_RELATIONS_PER_IMAGE - 1, num_images)
+    box_counts = 2 + rng.poisson(boxes_per_image - 2, num_images)
+    rel_counts = 1 + rng.poisson(relations_per_image - 1, num_images)
     box_image = np.repeat(np.arange(num_images), box_counts)
     frame = np.stack([widths[box_image], heights[box_image]], axis=1)
     size = np.maximum(1, np.rint(frame * rng.uniform(0.05, 0.7, (len(box_image), 2)))).astype(np.int64)
     top_left = np.floor(rng.random((len(box_image), 2)) * (frame - size + 1)).astype(np.int64)
-    labels = used_classes[rng.choice(len(used_classes), len(box_image), p=_long_tail(len(used_classes), 1.1))]
+    labels = used_classes[rng.choice(len(used_classes), len(box_image), p=long_tail(len(used_classes), 1.1))]
     rel_image = np.repeat(np.arange(num_images), rel_counts)
     image_boxes = box_counts[rel_image]
     subject = np.floor(rng.random(len(rel_image)) * image_boxes).astype(np.int64)
     obj = (subject + 1 + np.floor(rng.random(len(rel_image)) * (image_boxes - 1)).astype(np.int64)) % image_boxes
-    predicates = rng.choice(len(OI_PREDICATES), len(rel_image), p=_long_tail(len(OI_PREDICATES), 1.6)) + 1
+    predicates = rng.choice(num_predicates, len(rel_image), p=long_tail(num_predicates, 1.6)) + 1
     return OISplitArrays(
         image_ids=np.arange(first_id, first_id + num_images), widths=widths, heights=heights, box_counts=box_counts,
         boxes=np.concatenate([top_left, top_left + size], axis=1), labels=labels, rel_counts=rel_counts,
