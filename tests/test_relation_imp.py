@@ -3,14 +3,12 @@ training and testing in every mode on a tiny SynthVG, the ReBalance recipe, SGB 
 (Agreement with SGB's own code at 1e-4 relative is checked outside the repository, see the docs.)"""
 from __future__ import annotations
 
-import os
-
 import pytest
 import torch
 
-from baseline_testing import (NUM_CLASSES, ROI_DIM, all_pairs, context_inputs, random_images, run_recipe_through_entry_points,
-                              train_step_then_test)
-from relation_testing import TINY_MODEL_OPTS, tiny_synthetic_config
+from baseline_testing import (NUM_CLASSES, ROI_DIM, all_pairs, context_inputs, random_images,
+                              run_recipe_through_entry_points, train_step_then_test)
+from relation_testing import SYNTHETIC_IMP_CONFIG, TINY_MODEL_OPTS, tiny_synthetic_config
 from rebalance_hca.config import load_config
 from rebalance_hca.modeling import build_model
 from rebalance_hca.modeling.relation_head.context import IMPContext
@@ -19,8 +17,6 @@ from rebalance_hca.modeling.relation_head.predictors import build_predictor, reg
 from rebalance_hca.modeling.relation_head.predictors.imp import IMPPredictor
 from rebalance_hca.modeling.relation_head.predictors.rebalance import RebalanceRecipe
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SYNTHETIC_IMP_CONFIG = os.path.join(ROOT, "configs", "synthetic", "relation_IMP_R18_FPN.yaml")
 MODES = ["predcls", "sgcls", "sgdet"]
 HIDDEN, POOLING, PREDICATES = 12, 16, 5
 

@@ -51,6 +51,8 @@ class RelationPredictor(nn.Module, ABC):
     requires_training: bool = True
     uses_relation_adjacency: bool = False
     uses_pair_context: bool = False
+    registered_name: str | None = None
+    """The MODEL.ROI_RELATION_HEAD.PREDICTOR it was built as (set by ``registry.build_predictor``)."""
 
     @abstractmethod
     def object_context(self, inputs: ContextInputs) -> ObjectContext:
