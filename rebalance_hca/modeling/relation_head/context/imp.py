@@ -104,7 +104,8 @@ class IMPContext(nn.Module):
                             + self.obj_vert_w_fc(torch.cat([object_nodes, edges], 1)) * object_nodes)
             outgoing = self.out_edge_w_fc(torch.cat([subject_nodes, edges], 1)) * edges
             incoming = self.in_edge_w_fc(torch.cat([object_nodes, edges], 1)) * edges
-            node_message = torch.zeros_like(nodes).index_add_(0, subjects, outgoing).index_add_(0, objects, incoming)
+            node_message = (torch.zeros_like(nodes).index_add_(0, subjects, outgoing.to(nodes.dtype))
+                            .index_add_(0, objects, incoming.to(nodes.dtype)))
             edges = self.edge_gru(edge_message, edges)
             nodes = self.node_gru(node_message, nodes)
         if self.obj_fc is None:
