@@ -1,8 +1,14 @@
 """Shared helpers of the SGB-baseline predictor tests: random objects of a few images as ContextInputs."""
 from __future__ import annotations
 
+import os
+
+import numpy as np
 import torch
 
+from relation_testing import TINY_MODEL_OPTS, mode_opts
+from tool_loading import load_tool
+from rebalance_hca.data import make_data_loader
 from rebalance_hca.modeling.relation_head.box_geometry import encode_box_info
 from rebalance_hca.modeling.relation_head.context import ContextInputs
 
@@ -47,3 +53,58 @@ def all_pairs(counts: list[int]) -> torch.Tensor:
         pairs.append(grid[grid[:, 0] != grid[:, 1]] + offset)
         offset += count
     return torch.cat(pairs)
+
+
+def first_batch(cfg, split: str = "train"):
+    """(images, targets) of the first batch of ``split`` under ``cfg``."""
+    images, targets, _ = next(iter(make_data_loader(cfg, split)))
+    return images, targets
+
+
+def train_step_then_test(model, cfg) -> dict:
+    """One training forward and backward of ``model`` on the first training batch, checking that every
+    relation-head parameter gets a gradient, then its predictions on the first test batch, checking that
+    every ordered pair of each image is ranked by triplet score with foreground labels. Returns the losses."""
+    losses = model.train()(*first_batch(cfg))
+    sum(losses.values()).backward()
+    head_parameters = [(name, p) for name, p in model.named_parameters() if name.startswith("relation_head.")]
+    assert [name for name, p in head_parameters if p.grad is None] == []
+    model.eval()
+    with torch.no_grad():
+        predictions = model(*first_batch(cfg, "test"))
+    for prediction in predictions:
+        count = len(prediction["boxes"])
+        assert prediction["rel_pair_idxs"].shape == (max(count * (count - 1), 1 if count else 0), 2)
+        assert torch.all(prediction["triplet_scores"][:-1] >= prediction["triplet_scores"][1:])
+        assert bool((prediction["labels"] >= 1).all())
+    return losses
+
+
+def recipe_args(config_file: str, data_dir: str, output_dir: str, *overrides: str) -> list[str]:
+    """Command-line arguments of a 4-iteration tiny PredCls run of ``config_file`` on the SynthVG at ``data_dir``."""
+    return ["--config-file", config_file, *TINY_MODEL_OPTS, *mode_opts("predcls"),
+            "DATASETS.DATA_DIR", data_dir, "GLOVE_DIR", os.path.join(data_dir, "vg"), "OUTPUT_DIR", output_dir,
+            "SOLVER.MAX_ITER", "4", "SOLVER.CHECKPOINT_PERIOD", "4", "SOLVER.TO_VAL", "False",
+            "SOLVER.WARMUP_ITERS", "2", "TEST.IMS_PER_BATCH", "2", *overrides]
+
+
+def run_recipe_through_entry_points(config_file: str, data_dir: str, work_dir: str) -> tuple[set[str], dict]:
+    """Stage 1 (tools/relation_train_net.py), the confusion matrix (tools/compute_confusion_matrix.py), stage 2
+    with the clean and transfer classifiers, and its test (tools/relation_test_net.py), tiny runs of
+    ``config_file``. Returns (the model keys stage 2 changed or added, stage 2's evaluation)."""
+    train, test, confusion = (load_tool(name) for name in
+                              ("relation_train_net", "relation_test_net", "compute_confusion_matrix"))
+    stage1 = os.path.join(work_dir, "stage1")
+    train.main(recipe_args(config_file, data_dir, stage1, "--skip-test"))
+    confusion_path = confusion.main(recipe_args(config_file, data_dir, stage1))
+    assert np.load(confusion_path).sum() > 0
+    stage2 = os.path.join(work_dir, "stage2")
+    stage2_opts = ["MODEL.ROI_RELATION_HEAD.WITH_CLEAN_CLASSIFIER", "True",
+                   "MODEL.ROI_RELATION_HEAD.WITH_TRANSFER_CLASSIFIER", "True",
+                   "MODEL.PRETRAINED_MODEL_CKPT", os.path.join(stage1, "model_final.pth"),
+                   "MODEL.ROI_RELATION_HEAD.CONFUSION_MATRIX", confusion_path]
+    train.main(recipe_args(config_file, data_dir, stage2, *stage2_opts, "--skip-test"))
+    load = lambda path: torch.load(path, map_location="cpu", weights_only=True)["model"]  # noqa: E731
+    before, after = load(os.path.join(stage1, "model_final.pth")), load(os.path.join(stage2, "model_final.pth"))
+    changed = {name for name, value in after.items() if name not in before or not torch.equal(value, before[name])}
+    return changed, test.main(recipe_args(config_file, data_dir, stage2, *stage2_opts))

@@ -9,6 +9,7 @@ from rebalance_hca.config import load_config
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SYNTHETIC_HCA_CONFIG = os.path.join(ROOT, "configs", "synthetic", "relation_HCA_R18_FPN.yaml")
 SYNTHETIC_MOTIFS_CONFIG = os.path.join(ROOT, "configs", "synthetic", "relation_Motifs_R18_FPN.yaml")
+SYNTHETIC_IMP_CONFIG = os.path.join(ROOT, "configs", "synthetic", "relation_IMP_R18_FPN.yaml")
 SYNTHETIC_CAUSAL_CONFIG = os.path.join(ROOT, "configs", "synthetic", "relation_Causal_Motifs_R18_FPN.yaml")
 MODE_FLAGS = {"predcls": ("True", "True"), "sgcls": ("True", "False"), "sgdet": ("False", "False")}
 

@@ -94,3 +94,50 @@ def write_sgb_checkpoint(path: str, model_state: dict[str, torch.Tensor], legacy
         data["scheduler"] = {"milestones": [30000, 45000], "gamma": 0.1, "last_epoch": 50000, "base_lrs": [0.008]}
     torch.save(data, path, _use_new_zipfile_serialization=not legacy)
     return path
+
+
+# An SGB relation model's head, from our model's weights: the feature extractors' names written from the
+# spec's table (docs/checkpoints.md), the predictor's by each test (SGB predictor key for one of ours).
+_RELATION_FEATURE_NAMES = [
+    ("relation_head.box_features.box_head.", "roi_heads.relation.box_feature_extractor."),
+    ("relation_head.union_features.reduce_channel.",
+     "roi_heads.relation.union_feature_extractor.feature_extractor.pooler.reduce_channel."),
+    ("relation_head.union_features.box_head.", "roi_heads.relation.union_feature_extractor.feature_extractor."),
+    ("relation_head.union_features.rect_conv.", "roi_heads.relation.union_feature_extractor.rect_conv."),
+]
+
+
+def sgb_relation_state(model: nn.Module, predictor_state: dict[str, torch.Tensor], seed: int = 0
+                       ) -> dict[str, torch.Tensor]:
+    """The "model" entry SGB would save for the scene-graph ``model``'s weights: its detector as
+    ``sgb_detector_state`` writes it (with the config's anchors), its feature extractors under SGB's names
+    and ``predictor_state`` (SGB's predictor keys, relative to ``roi_heads.relation.predictor.``)."""
+    detector = model.detector
+    state = sgb_detector_state(detector, seed=seed, cell_anchors=detector.rpn.anchor_generator.inclusive_cell_anchors())
+    for name, tensor in model.state_dict().items():
+        for ours, sgb in _RELATION_FEATURE_NAMES:
+            if name.startswith(ours):
+                state[sgb + name[len(ours):]] = tensor.clone()
+    state.update({f"roi_heads.relation.predictor.{name}": tensor for name, tensor in predictor_state.items()})
+    return state
+
+
+def sgb_attention_cell(state: dict[str, torch.Tensor], our_cell: str, sgb_cell: str) -> dict[str, torch.Tensor]:
+    """SGB's Single_Att_Layer / EncoderLayer entries (``slf_attn.w_qs`` ..., ``pos_ffn.w_1`` as a 1x1 Conv1d)
+    for our AttentionCell at ``our_cell`` in ``state``."""
+    sgb = {}
+    for kind in ("weight", "bias"):
+        if f"{our_cell}attention.qkv.{kind}" in state:
+            query, key, value = state[f"{our_cell}attention.qkv.{kind}"].chunk(3)
+        else:
+            query = state[f"{our_cell}attention.q.{kind}"]
+            key, value = state[f"{our_cell}attention.kv.{kind}"].chunk(2)
+        sgb.update({f"{sgb_cell}slf_attn.w_qs.{kind}": query, f"{sgb_cell}slf_attn.w_ks.{kind}": key,
+                    f"{sgb_cell}slf_attn.w_vs.{kind}": value,
+                    f"{sgb_cell}slf_attn.fc.{kind}": state[f"{our_cell}attention.out.{kind}"],
+                    f"{sgb_cell}slf_attn.layer_norm.{kind}": state[f"{our_cell}attention.norm.{kind}"],
+                    f"{sgb_cell}pos_ffn.layer_norm.{kind}": state[f"{our_cell}feed_forward.norm.{kind}"]})
+        for ours, theirs in (("w1", "w_1"), ("w2", "w_2")):
+            tensor = state[f"{our_cell}feed_forward.{ours}.{kind}"]
+            sgb[f"{sgb_cell}pos_ffn.{theirs}.{kind}"] = tensor[..., None] if kind == "weight" else tensor
+    return sgb

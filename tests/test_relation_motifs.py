@@ -4,18 +4,16 @@ options. (Agreement with SGB's own code at 1e-4 relative is checked outside the 
 from __future__ import annotations
 
 import math
-import os
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-from baseline_testing import EMBED_DIM, HIDDEN_DIM, NUM_CLASSES, ROI_DIM, all_pairs, context_inputs, random_images
-from relation_testing import SYNTHETIC_MOTIFS_CONFIG, TINY_MODEL_OPTS, mode_opts, tiny_synthetic_config
-from tool_loading import load_tool
+from baseline_testing import (EMBED_DIM, HIDDEN_DIM, NUM_CLASSES, ROI_DIM, all_pairs, context_inputs, first_batch,
+                              random_images, run_recipe_through_entry_points, train_step_then_test)
+from relation_testing import SYNTHETIC_MOTIFS_CONFIG, TINY_MODEL_OPTS, tiny_synthetic_config
 from rebalance_hca.config import load_config
-from rebalance_hca.data import make_data_loader
 from rebalance_hca.modeling import build_model
 from rebalance_hca.modeling.relation_head.box_geometry import box_iou_legacy
 from rebalance_hca.modeling.relation_head.context.motifs import DecoderRNN, LSTMContext, leftright_order
@@ -189,33 +187,16 @@ def _config(tiny_synthvg, tmp_path, mode, *extra):
     return tiny_synthetic_config(SYNTHETIC_MOTIFS_CONFIG, tiny_synthvg, str(tmp_path / "out"), mode, *extra)
 
 
-def _batch(cfg, split="train"):
-    images, targets, _ = next(iter(make_data_loader(cfg, split)))
-    return images, targets
-
-
 @pytest.mark.parametrize("mode", MODES)
 def test_trains_and_tests_in_every_mode(tiny_synthvg, tmp_path, mode):
     cfg = _config(tiny_synthvg, tmp_path, mode)
     torch.manual_seed(0)
-    model = build_model(cfg).train()
+    model = build_model(cfg)
     predictor = model.relation_head.predictor
     assert isinstance(predictor, MotifPredictor) and (predictor.context.decoder_rnn is None) == (mode == "predcls")
-    losses = model(*_batch(cfg))
+    losses = train_step_then_test(model, cfg)
     assert set(losses) == {"loss_rel", "loss_refine_obj"}
     assert (float(losses["loss_refine_obj"].detach()) > 0) == (mode != "predcls")
-    sum(losses.values()).backward()
-    head_parameters = [(name, p) for name, p in model.named_parameters() if name.startswith("relation_head.")]
-    assert [name for name, p in head_parameters if p.grad is None] == []
-    model.eval()
-    test_images, test_targets = _batch(cfg, "test")
-    with torch.no_grad():
-        predictions = model(test_images, test_targets)
-    for prediction in predictions:
-        count = len(prediction["boxes"])
-        assert prediction["rel_pair_idxs"].shape == (max(count * (count - 1), 1 if count else 0), 2)
-        assert torch.all(prediction["triplet_scores"][:-1] >= prediction["triplet_scores"][1:])
-        assert bool((prediction["labels"] >= 1).all())
 
 
 def test_without_vision_the_predictor_reads_no_union_features(tiny_synthvg, tmp_path):
@@ -224,36 +205,14 @@ def test_without_vision_the_predictor_reads_no_union_features(tiny_synthvg, tmp_
     model = build_model(cfg).train()
     assert model.relation_head.union_features is None
     assert model.relation_head.predictor.general_classifier.freq_bias is None
-    sum(model(*_batch(cfg)).values()).backward()
-
-
-def _args(data_dir: str, output_dir: str, *overrides: str) -> list[str]:
-    return ["--config-file", SYNTHETIC_MOTIFS_CONFIG, *TINY_MODEL_OPTS, *mode_opts("predcls"),
-            "DATASETS.DATA_DIR", data_dir, "GLOVE_DIR", os.path.join(data_dir, "vg"), "OUTPUT_DIR", output_dir,
-            "SOLVER.MAX_ITER", "4", "SOLVER.CHECKPOINT_PERIOD", "4", "SOLVER.TO_VAL", "False",
-            "SOLVER.WARMUP_ITERS", "2", "TEST.IMS_PER_BATCH", "2", *overrides]
+    sum(model(*first_batch(cfg)).values()).backward()
 
 
 def test_the_rebalance_recipe_on_motifs_through_the_entry_points(tiny_synthvg, tmp_path):
-    train, test, confusion = (load_tool(name) for name in
-                              ("relation_train_net", "relation_test_net", "compute_confusion_matrix"))
-    stage1 = str(tmp_path / "stage1")
-    train.main(_args(tiny_synthvg, stage1, "--skip-test"))
-    confusion_path = confusion.main(_args(tiny_synthvg, stage1))
-    assert np.load(confusion_path).sum() > 0
-    stage2 = str(tmp_path / "stage2")
-    stage2_opts = ["MODEL.ROI_RELATION_HEAD.WITH_CLEAN_CLASSIFIER", "True",
-                   "MODEL.ROI_RELATION_HEAD.WITH_TRANSFER_CLASSIFIER", "True",
-                   "MODEL.PRETRAINED_MODEL_CKPT", os.path.join(stage1, "model_final.pth"),
-                   "MODEL.ROI_RELATION_HEAD.CONFUSION_MATRIX", confusion_path]
-    train.main(_args(tiny_synthvg, stage2, *stage2_opts, "--skip-test"))
-    load = lambda path: torch.load(path, map_location="cpu", weights_only=True)["model"]  # noqa: E731
-    before, after = load(os.path.join(stage1, "model_final.pth")), load(os.path.join(stage2, "model_final.pth"))
-    changed = {name for name, value in after.items() if name not in before or not torch.equal(value, before[name])}
+    changed, evaluation = run_recipe_through_entry_points(SYNTHETIC_MOTIFS_CONFIG, tiny_synthvg, str(tmp_path))
     assert changed and all(".clean_classifier." in name for name in changed)
     assert {name.split(".clean_classifier.")[1] for name in changed} == {
         "rel_compress.weight", "rel_compress.bias", "freq_bias.obj_baseline.weight"}
-    evaluation = test.main(_args(tiny_synthvg, stage2, *stage2_opts))
     assert 0.0 <= evaluation["sgg"]["mR@50"] <= 1.0
 
 

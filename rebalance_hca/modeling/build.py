@@ -38,7 +38,8 @@ def model_vocabulary(cfg) -> TrainVocabulary:
 
 
 def build_model(cfg) -> SceneGraphModel:
-    """Detector (MODEL.PRETRAINED_DETECTOR_CKPT loaded when set, then frozen) + relation head.
+    """Detector (MODEL.PRETRAINED_DETECTOR_CKPT loaded when set, unless MODEL.WEIGHT is: that file gives the
+    whole model, detector included, when the tools load it; then frozen) + relation head.
 
     The relation head's box and union extractors start as copies of the detector's box head, the frequency
     bias from the training statistics (cached in OUTPUT_DIR), the label embeddings from GloVe (GLOVE_DIR; a
@@ -49,7 +50,10 @@ def build_model(cfg) -> SceneGraphModel:
     mode = relation_mode(cfg)
     vocabulary = model_vocabulary(cfg)
     detector = build_detector(cfg)
-    if cfg.MODEL.PRETRAINED_DETECTOR_CKPT:
+    if cfg.MODEL.PRETRAINED_DETECTOR_CKPT and cfg.MODEL.WEIGHT:
+        logger.info("MODEL.PRETRAINED_DETECTOR_CKPT not loaded: MODEL.WEIGHT %s gives the whole model, detector "
+                    "included", cfg.MODEL.WEIGHT)
+    elif cfg.MODEL.PRETRAINED_DETECTOR_CKPT:
         load_model_weights(detector, cfg.MODEL.PRETRAINED_DETECTOR_CKPT, key="MODEL.PRETRAINED_DETECTOR_CKPT")
         logger.info("Loaded the detector from MODEL.PRETRAINED_DETECTOR_CKPT %s", cfg.MODEL.PRETRAINED_DETECTOR_CKPT)
     freeze_detector(detector)

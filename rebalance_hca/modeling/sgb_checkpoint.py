@@ -1,4 +1,5 @@
-"""Import of Scene-Graph-Benchmark (SGB) detector checkpoints into this project's detector.
+"""Import of Scene-Graph-Benchmark (SGB) checkpoints: detectors into this project's detector, relation
+models whole into its scene-graph model (docs/checkpoints.md).
 
 SGB's ``model_final.pth`` (a detector or a relation model) is recognised by its key names, and its detector
 part is mapped onto ``SceneGraphDetector``'s state dict (docs/reference.md#sgb-checkpoints):
@@ -10,7 +11,11 @@ part is mapped onto ``SceneGraphDetector``'s state dict (docs/reference.md#sgb-c
   stored minus 1e-5, to the float32 ulp: ``var' + 1e-5 == var`` exactly for every variance >= 1e-5 (features
   are SGB's bit for bit), within an ulp of ``var`` below;
 * ``rpn.anchor_generator.cell_anchors.*`` are compared with the anchors that the config gives under SGB's
-  rule, then dropped; ``roi_heads.relation.*`` (a relation model's head) is ignored.
+  rule, then dropped; ``roi_heads.relation.*`` (a relation model's head) is ignored by the detector import.
+
+A relation model (``import_sgb_relation_state``) adds the relation head: its feature extractors by
+``SGB_RELATION_FEATURE_RENAMES``, and its predictor, recognised by ``SGB_PREDICTOR_SIGNATURES`` and checked
+against MODEL.ROI_RELATION_HEAD.PREDICTOR, by the predictor class's ``from_sgb_state``.
 
 Variants this detector cannot be (attribute head, C4 or VGG body, GroupNorm FPN, class-agnostic regression,
 another class count, a mask head without MODEL.MASK_ON, other anchors) are refused with the reason; keys or
@@ -260,8 +265,8 @@ def import_sgb_detector_state(state: Mapping[str, Tensor], detector: nn.Module, 
     if _DETECTOR_PROBE_KEY not in model_state:
         raise SGBCheckpointError(
             f"{source} is an SGB checkpoint, which holds a detector: load it into the detector "
-            "(MODEL.PRETRAINED_DETECTOR_CKPT for relation training, MODEL.WEIGHT for the detector tools); "
-            "importing SGB's relation heads is not supported")
+            "(MODEL.PRETRAINED_DETECTOR_CKPT for relation training, MODEL.WEIGHT for the detector tools), or a "
+            "relation model into the whole scene-graph model (MODEL.WEIGHT of the relation tools)")
     state, prefix_removed = without_module_prefix(state)
     reasons = _refusals(state, model_state, mask_on=any(key.startswith("roi_heads.mask_head.") for key in model_state))
     if reasons:
@@ -293,3 +298,171 @@ def import_sgb_detector_state(state: Mapping[str, Tensor], detector: nn.Module, 
     return SGBImport(converted, relation_model=ignored_relation > 0, prefix_removed=prefix_removed, renamed=renamed,
                      half_precision=half_precision, anchor_levels_checked=len(file_anchors),
                      ignored_relation_keys=ignored_relation)
+
+
+# ---------------------------------------------------------------------------------------- relation models
+RELATION_PREDICTOR_PREFIX = RELATION_PREFIX + "predictor."
+UNION_FEATURES_PREFIX = RELATION_PREFIX + "union_feature_extractor."
+SGB_RELATION_FEATURE_RENAMES: tuple[tuple[str, str], ...] = (
+    (RELATION_PREFIX + "box_feature_extractor.", "relation_head.box_features.box_head."),
+    (UNION_FEATURES_PREFIX + "feature_extractor.pooler.reduce_channel.", "relation_head.union_features.reduce_channel."),
+    (UNION_FEATURES_PREFIX + "feature_extractor.", "relation_head.union_features.box_head."),
+    (UNION_FEATURES_PREFIX + "rect_conv.", "relation_head.union_features.rect_conv."),
+)
+"""(SGB prefix, our prefix) of the relation head's feature extractors (docs/checkpoints.md): the object MLP
+fc6/fc7, the union MLP fc6/fc7, the all-levels union pooling's 3x3 conv and the box-mask CNN."""
+_ATTRIBUTE_FEATURE_PREFIXES = (RELATION_PREFIX + "att_feature_extractor.",
+                               UNION_FEATURES_PREFIX + "att_feature_extractor.")
+SGB_PREDICTOR_SIGNATURES: tuple[tuple[str, str], ...] = (
+    ("CausalAnalysisPredictor", "vis_compress."),
+    ("IMPPredictor", "context_layer.node_gru."),
+    ("VCTreePredictor", "context_layer.bi_freq_prior."),
+    ("TransformerTransferPredictor", "context_layer.context_obj.cross_module."),
+    ("TransformerPredictor", "context_layer.context_obj.layer_stack."),
+    ("MotifPredictor", "context_layer.obj_ctx_rnn."),
+)
+"""(SGB / RB predictor, a key prefix under roi_heads.relation.predictor. that shows it), tried in this order:
+TDE's context layers carry the Motifs / VCTree context names, so its own ``vis_compress`` is tried first."""
+PREDICTOR_NAMES_OF: dict[str, tuple[str, ...]] = {"TransformerTransferPredictor": ("TransformerTransferPredictor",
+                                                                                   "ReBalanceHCAPredictor")}
+"""The MODEL.ROI_RELATION_HEAD.PREDICTOR values that load a recognised predictor, where not only its own name."""
+
+
+def sgb_predictor_of(predictor_keys) -> tuple[str, str] | None:
+    """(SGB predictor name, the first key that shows it) for the keys of an SGB predictor state (relative to
+    ``roi_heads.relation.predictor.``), or None when no signature matches."""
+    keys = sorted(predictor_keys)
+    for name, prefix in SGB_PREDICTOR_SIGNATURES:
+        shown = next((key for key in keys if key.startswith(prefix)), None)
+        if shown is not None:
+            return name, shown
+    return None
+
+
+@dataclass(frozen=True)
+class SGBRelationImport:
+    """An imported SGB relation model: ``state`` is the SceneGraphModel's state dict (our names, float32);
+    the rest says what happened, for the log."""
+
+    state: dict[str, Tensor]
+    detector: SGBImport
+    predictor: str
+    feature_keys: int
+    predictor_keys: int
+    ignored_union_keys: int
+
+    def summary(self) -> str:
+        """One sentence for the log."""
+        detector = self.detector
+        parts = [f"an SGB relation model with a {self.predictor}: {len(self.state)} tensors mapped",
+                 f"detector part {len(detector.state)} ({detector.renamed} renamed"
+                 + (", 'module.' prefix removed" if detector.prefix_removed else "")
+                 + f", FrozenBatchNorm variances adjusted for torchvision's eps {FROZEN_BATCH_NORM_EPS:g}, "
+                 f"{detector.anchor_levels_checked} anchor levels checked)",
+                 f"{self.feature_keys} feature-extractor keys", f"{self.predictor_keys} predictor keys"]
+        if self.ignored_union_keys:
+            parts.append(f"{self.ignored_union_keys} {UNION_FEATURES_PREFIX}* keys not loaded (this predictor "
+                         "reads no union features)")
+        return "; ".join(parts)
+
+
+def _relation_refusals(relation_keys: list[str]) -> list[str]:
+    attribute = [key for key in relation_keys if key.startswith(_ATTRIBUTE_FEATURE_PREFIXES)]
+    if attribute:
+        return [f"{attribute[0]} (and {len(attribute) - 1} more): SGB's attribute head (ATTRIBUTE_ON True), "
+                "not built here"]
+    return []
+
+
+def import_sgb_relation_state(state: Mapping[str, Tensor], model: nn.Module, predictor_name: str,
+                              source: str) -> SGBRelationImport:
+    """Map an SGB relation model (``state``: its "model" entry) onto ``model`` (a SceneGraphModel whose
+    MODEL.ROI_RELATION_HEAD.PREDICTOR is ``predictor_name``): the detector part as
+    ``import_sgb_detector_state`` does, the feature extractors by SGB_RELATION_FEATURE_RENAMES, the predictor
+    by its class's ``from_sgb_state``.
+
+    Raises SGBCheckpointError for a detector-only file, an attribute head, a predictor that is not
+    ``predictor_name`` (naming both) or cannot be mapped (naming the keys), and SGBStateMismatchError listing
+    every key or shape that does not fit (SGB's names for the file's keys, ours for the model's).
+    """
+    state, _ = without_module_prefix(state)
+    relation_keys = sorted(key for key in state if key.startswith(RELATION_PREFIX))
+    if not relation_keys:
+        raise SGBCheckpointError(f"{source} is an SGB detector checkpoint, not a relation model: load it as "
+                                 "MODEL.PRETRAINED_DETECTOR_CKPT")
+    reasons = _relation_refusals(relation_keys)
+    if reasons:
+        raise SGBCheckpointError(f"{source} is an SGB relation model this model cannot be:\n  " + "\n  ".join(reasons))
+    detector = import_sgb_detector_state(state, model.detector, source)
+    head = model.relation_head
+    converted = {f"detector.{key}": tensor for key, tensor in detector.state.items()}
+    sgb_name_of = {}
+    predictor_state, unmapped, ignored_union = {}, [], 0
+    for key in relation_keys:
+        tensor = state[key].float() if state[key].is_floating_point() else state[key]
+        if key.startswith(RELATION_PREDICTOR_PREFIX):
+            predictor_state[key[len(RELATION_PREDICTOR_PREFIX):]] = tensor
+            continue
+        if key.startswith(UNION_FEATURES_PREFIX) and head.union_features is None:
+            ignored_union += 1
+            continue
+        ours = next((our + key[len(sgb):] for sgb, our in SGB_RELATION_FEATURE_RENAMES if key.startswith(sgb)), None)
+        if ours is None:
+            unmapped.append(key)
+        else:
+            converted[ours] = tensor
+            sgb_name_of[ours] = key
+    feature_keys = len(sgb_name_of)
+    predictor = _import_sgb_predictor(predictor_state, head.predictor, predictor_name, model.mode, source)
+    for key, tensor in predictor.items():
+        converted[f"relation_head.predictor.{key}"] = tensor
+    model_state = model.state_dict()
+    missing, unexpected, shape_mismatches = find_mismatches(model_state, converted)
+    if missing or unexpected or unmapped or shape_mismatches:
+        raise SGBStateMismatchError(
+            f"{source} (an SGB relation model; the file's keys with SGB's names where they are not the "
+            "predictor's, the model's with ours)",
+            missing, [*unmapped, *(sgb_name_of.get(key, key) for key in unexpected)],
+            [(sgb_name_of.get(key, key), file_shape, model_shape) for key, file_shape, model_shape in shape_mismatches],
+            _likely_relation_reasons(missing, unexpected))
+    return SGBRelationImport(converted, detector, predictor=sgb_predictor_of(predictor_state)[0],
+                             feature_keys=feature_keys, predictor_keys=len(predictor_state),
+                             ignored_union_keys=ignored_union)
+
+
+def _import_sgb_predictor(predictor_state: dict[str, Tensor], predictor: nn.Module, predictor_name: str, mode: str,
+                          source: str) -> dict[str, Tensor]:
+    """The SGB predictor state as ``predictor``'s (keys relative to it), after checking that it is the
+    predictor MODEL.ROI_RELATION_HEAD.PREDICTOR names."""
+    recognised = sgb_predictor_of(predictor_state)
+    if recognised is None:
+        shown = ", ".join(sorted(predictor_state)[:5]) or "none"
+        raise SGBCheckpointError(
+            f"{source}: its predictor ({RELATION_PREDICTOR_PREFIX}*: {shown}, ...) is none of the SGB / RB "
+            f"predictors this project imports ({', '.join(name for name, _ in SGB_PREDICTOR_SIGNATURES)})")
+    sgb_name, shown_by = recognised
+    if predictor_name not in PREDICTOR_NAMES_OF.get(sgb_name, (sgb_name,)):
+        raise SGBCheckpointError(
+            f"{source} holds SGB's {sgb_name} (recognised by {RELATION_PREDICTOR_PREFIX}{shown_by}), but "
+            f"MODEL.ROI_RELATION_HEAD.PREDICTOR is {predictor_name!r}: set it to {sgb_name!r} (and the options "
+            "of the file's SGB config)")
+    from_sgb_state = getattr(type(predictor), "from_sgb_state", None)
+    if from_sgb_state is None:
+        raise SGBCheckpointError(f"{source}: MODEL.ROI_RELATION_HEAD.PREDICTOR {predictor_name!r} "
+                                 "cannot import SGB predictor weights")
+    try:
+        return from_sgb_state(predictor_state, mode=mode)
+    except ValueError as error:
+        raise SGBCheckpointError(f"{source}: {error}") from None
+
+
+def _likely_relation_reasons(missing: list[str], unexpected: list[str]) -> list[str]:
+    """Config keys that likely differ, read from which relation-head keys are missing or unexpected."""
+    reasons = []
+    if any(".union_features.reduce_channel." in key for key in [*missing, *unexpected]):
+        reasons.append("the union pooling's reduce_channel conv: MODEL.ROI_RELATION_HEAD.POOLING_ALL_LEVELS "
+                       "differs from the file's")
+    if any(".clean_classifier." in key for key in missing):
+        reasons.append("the clean classifier: MODEL.ROI_RELATION_HEAD.WITH_CLEAN_CLASSIFIER True, but the file "
+                       "is a stage-1 model (load it as MODEL.PRETRAINED_MODEL_CKPT for stage 2)")
+    return reasons

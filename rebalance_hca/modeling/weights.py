@@ -3,7 +3,8 @@
 Checkpoints hold only tensors and plain Python values, so they load with ``torch.load(weights_only=True)``.
 A file that is named but missing is an error, never silently replaced; keys or shapes that do not fit are
 listed. ``load_model_weights`` also takes SGB's detector and relation-model checkpoints as they are
-(``sgb_checkpoint``) when loading into a detector. Writing checkpoints and resuming a run live in
+(``sgb_checkpoint``): into a detector their detector part, into a scene-graph model a relation model whole
+(docs/checkpoints.md). Writing checkpoints and resuming a run live in
 ``engine/checkpoint.py`` (``Checkpointer``).
 """
 from __future__ import annotations
@@ -18,7 +19,7 @@ from torch import nn
 
 from ..utils.state_dict import load_state_dict_checked
 from ..utils.torch_files import load_torch_file
-from .sgb_checkpoint import import_sgb_detector_state, is_sgb_state
+from .sgb_checkpoint import import_sgb_detector_state, import_sgb_relation_state, is_sgb_state
 
 logger = logging.getLogger(__name__)
 
@@ -57,14 +58,20 @@ def checkpoint_box_convention(path: str) -> str | None:
 
 def load_model_weights(module: nn.Module, path: str, key: str = "checkpoint") -> None:
     """Load only the model weights of checkpoint ``path`` into ``module``; every key and shape must fit
-    (e.g. MODEL.PRETRAINED_DETECTOR_CKPT into the relation model's detector). An SGB checkpoint (detector or
-    relation model, recognised by its keys) is imported into a detector (``sgb_checkpoint``) and the log
-    says what was mapped. ``key`` names where the path came from in the error (e.g. the config key)."""
+    (e.g. MODEL.PRETRAINED_DETECTOR_CKPT into the relation model's detector). An SGB checkpoint (recognised
+    by its keys) is imported (``sgb_checkpoint``): into a detector its detector part, into a scene-graph model
+    a relation model whole, its predictor checked against the model's MODEL.ROI_RELATION_HEAD.PREDICTOR; the
+    log says what was mapped. ``key`` names where the path came from in the error (e.g. the config key)."""
     model = unwrap_model(module)
     source = f"{key} {path}"
     state = model_state_of(read_checkpoint(path))
     if is_sgb_state(state):
-        imported = import_sgb_detector_state(state, model, source)
+        if hasattr(model, "relation_head"):
+            predictor = model.relation_head.predictor
+            imported = import_sgb_relation_state(state, model, predictor.registered_name or type(predictor).__name__,
+                                                 source)
+        else:
+            imported = import_sgb_detector_state(state, model, source)
         logger.info("%s is %s", source, imported.summary())
         if getattr(model, "box_convention", None) != "sgb":
             logger.warning("%s: the detector uses MODEL.BOX_CONVENTION %r, so it will not reproduce SGB's outputs "
@@ -72,3 +79,4 @@ def load_model_weights(module: nn.Module, path: str, key: str = "checkpoint") ->
                            getattr(model, "box_convention", None))
         state = imported.state
     load_state_dict_checked(model, state, source=source)
+

@@ -129,10 +129,11 @@ class RelationHead(nn.Module):
         return self._predictions(features, objects, image_sizes)
 
     def object_context(self, features: dict[str, Tensor], objects: list[ImageObjects],
-                       image_sizes: list[tuple[int, int]], relation_adjacency: list[Tensor] | None = None
-                       ) -> ObjectContext:
+                       image_sizes: list[tuple[int, int]], relation_adjacency: list[Tensor] | None = None,
+                       pairs: Tensor | None = None, union_features: Tensor | None = None) -> ObjectContext:
         """The predictor's object context of the batch: box features, box encoding, labels -> context.
-        relation_adjacency: per image (N_b, N_b) (training, ``_relation_adjacency``) or None."""
+        relation_adjacency: per image (N_b, N_b) (training, ``_relation_adjacency``) or None; pairs (R, 2)
+        flat and their union_features (R, D): for a predictor with ``uses_pair_context``, else None."""
         boxes = [image.boxes for image in objects]
         inputs = ContextInputs(
             roi_features=self.box_features(features, boxes, image_sizes),
@@ -146,6 +147,8 @@ class RelationHead(nn.Module):
             target_labels=(torch.cat([image.labels for image in objects])
                            if self.training and self.mode != "predcls" else None),
             relation_adjacency=relation_adjacency,
+            pairs=pairs,
+            union_features=union_features,
         )
         return self.predictor.object_context(inputs)
 
@@ -174,12 +177,15 @@ class RelationHead(nn.Module):
     def _losses(self, features, objects, image_sizes, targets) -> dict[str, Tensor]:
         pairs, pair_labels = self._sample_pairs(objects, targets)
         adjacency = self._relation_adjacency(objects, targets) if self.predictor.uses_relation_adjacency else None
-        context = self.object_context(features, objects, image_sizes, adjacency)
-        offsets = _offsets([len(image.boxes) for image in objects], context.object_labels.device)
+        offsets = _offsets([len(image.boxes) for image in objects], pairs[0].device)
         flat_pairs = torch.cat([image_pairs + offset for image_pairs, offset in zip(pairs, offsets)])
         union = None
         if self.predictor.uses_union_features:
             union = self.union_features(features, [image.boxes for image in objects], pairs, image_sizes)
+        if self.predictor.uses_pair_context:
+            context = self.object_context(features, objects, image_sizes, adjacency, flat_pairs, union)
+        else:
+            context = self.object_context(features, objects, image_sizes, adjacency)
         flat_labels = torch.cat(pair_labels)
         output = self.predictor.training_outputs(context, flat_pairs, union, flat_labels)
         losses = {"loss_rel": self.relation_loss(output.relation_logits.float(), flat_labels)}
@@ -196,20 +202,23 @@ class RelationHead(nn.Module):
         return {**losses, **output.losses}
 
     def _predictions(self, features, objects, image_sizes) -> list[dict[str, Tensor]]:
-        context = self.object_context(features, objects, image_sizes)
         counts = [len(image.boxes) for image in objects]
-        offsets = _offsets(counts, context.object_labels.device).tolist()
+        offsets = _offsets(counts, objects[0].boxes.device).tolist()
         pairs = [all_ordered_pairs(count, image.boxes.device) for count, image in zip(counts, objects)]
-        logits = self._chunked_logits(features, objects, pairs, offsets, context, image_sizes)
+        if self.predictor.uses_pair_context:
+            context, logits = self._pair_context_logits(features, objects, pairs, offsets, image_sizes)
+        else:
+            context = self.object_context(features, objects, image_sizes)
+            logits = self._chunked_logits(features, objects, pairs, offsets, context, image_sizes)
         return [relation_predictions(context.object_logits[offset:offset + len(image.boxes)], image.boxes,
                                      image.boxes_per_cls, image_pairs, image_logits, self.mode, self.nms_threshold)
                 for image, image_pairs, image_logits, offset in zip(objects, pairs, logits, offsets)]
 
-    def _chunked_logits(self, features: dict[str, Tensor], objects: list[ImageObjects], pairs: list[Tensor],
-                        offsets: list[int], context: ObjectContext, image_sizes: list[tuple[int, int]]) -> list[Tensor]:
-        """Relation logits [(R_i, P)] of every image's pairs [(R_i, 2)], the union features and classifier
-        running over at most ``pairs_per_chunk`` pairs (of one or more consecutive images) at a time."""
-        pieces: list[list[Tensor]] = [[] for _ in objects]
+    def _union_chunks(self, features: dict[str, Tensor], objects: list[ImageObjects], pairs: list[Tensor],
+                      image_sizes: list[tuple[int, int]]):
+        """Yield (images, chunk_pairs, union) over chunks of at most ``pairs_per_chunk`` pairs of one or more
+        consecutive images: the image indices, their pairs [(R_c, 2)] local, and the union features
+        (ΣR_c, D) of those pairs (None when the predictor uses none)."""
         for chunk in pair_chunks([len(image_pairs) for image_pairs in pairs], self.pairs_per_chunk):
             images = [index for index, _ in chunk]
             chunk_pairs = [pairs[index][rows] for index, rows in chunk]
@@ -219,6 +228,30 @@ class RelationHead(nn.Module):
                 chunk_features = {name: level[first:last] for name, level in features.items()}
                 union = self.union_features(chunk_features, [objects[index].boxes for index in images], chunk_pairs,
                                             [image_sizes[index] for index in images])
+            yield images, chunk_pairs, union
+
+    def _pair_context_logits(self, features: dict[str, Tensor], objects: list[ImageObjects], pairs: list[Tensor],
+                             offsets: list[int], image_sizes: list[tuple[int, int]]
+                             ) -> tuple[ObjectContext, list[Tensor]]:
+        """For a predictor with ``uses_pair_context``: the context over every image's pairs [(R_i, 2)] (flat
+        with the images' first rows ``offsets``), their union features computed in chunks, and the relation
+        logits [(R_i, P)] of those pairs."""
+        flat_pairs = torch.cat([image_pairs + offset for image_pairs, offset in zip(pairs, offsets)])
+        union = None
+        if self.predictor.uses_union_features:
+            pieces = [piece for _, _, piece in self._union_chunks(features, objects, pairs, image_sizes)]
+            union = torch.cat(pieces) if pieces else next(iter(features.values())).new_zeros(
+                0, self.union_features.out_channels)
+        context = self.object_context(features, objects, image_sizes, pairs=flat_pairs, union_features=union)
+        logits = self.predictor.eval_logits(context, flat_pairs, union).float()
+        return context, list(logits.split([len(image_pairs) for image_pairs in pairs]))
+
+    def _chunked_logits(self, features: dict[str, Tensor], objects: list[ImageObjects], pairs: list[Tensor],
+                        offsets: list[int], context: ObjectContext, image_sizes: list[tuple[int, int]]) -> list[Tensor]:
+        """Relation logits [(R_i, P)] of every image's pairs [(R_i, 2)], the union features and classifier
+        running over at most ``pairs_per_chunk`` pairs (of one or more consecutive images) at a time."""
+        pieces: list[list[Tensor]] = [[] for _ in objects]
+        for images, chunk_pairs, union in self._union_chunks(features, objects, pairs, image_sizes):
             flat_pairs = torch.cat([image_pairs + offsets[index] for index, image_pairs in zip(images, chunk_pairs)])
             logits = self.predictor.eval_logits(context, flat_pairs, union).float()
             for index, image_logits in zip(images, logits.split([len(p) for p in chunk_pairs])):

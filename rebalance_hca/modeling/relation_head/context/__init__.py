@@ -2,9 +2,11 @@
 from .attention import AttentionCell, AttentionOptions, FeedForward, MultiHeadAttention, PaddedLayout
 from .hybrid_co_attention import HybridCoAttentionContext
 from .base import ContextInputs, ObjectContext
+from .imp import IMPContext, PairContext
 from .motifs import LSTMContext
 from .transformer import TransformerContext
 from .vtranse import VTransEContext
 
-__all__ = ["AttentionCell", "AttentionOptions", "ContextInputs", "FeedForward", "HybridCoAttentionContext", "LSTMContext",
-           "MultiHeadAttention", "ObjectContext", "PaddedLayout", "TransformerContext", "VTransEContext"]
+__all__ = ["AttentionCell", "AttentionOptions", "ContextInputs", "FeedForward", "HybridCoAttentionContext", "IMPContext",
+           "LSTMContext", "MultiHeadAttention", "ObjectContext", "PaddedLayout", "PairContext", "TransformerContext",
+           "VTransEContext"]

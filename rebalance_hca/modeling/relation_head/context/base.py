@@ -28,6 +28,10 @@ class ContextInputs:
     relation_adjacency: in training, for a predictor that asks for it (``uses_relation_adjacency``), per
     image an (N_b, N_b) int64 matrix, 1 where objects i and j are related in either direction (SGB's
     ``rel_binarys``, see ``RelationPairSampler.relation_adjacency``), else None.
+    pairs: for a predictor whose context is computed over pairs (``uses_pair_context``, IMP's message
+    passing), (R, 2) int64 flat object indices (subject, object) of every pair the head will classify: the
+    sampled pairs in training, every ordered pair of each image at test time; else None.
+    union_features: (R, D) the union features of ``pairs`` when ``pairs`` is given, else None.
     The relation head always gives ``boxes`` and ``image_sizes``; they default to None only so that a
     context that needs neither can be called alone (tests, benchmarks).
     """
@@ -42,6 +46,8 @@ class ContextInputs:
     image_sizes: list[tuple[int, int]] | None = None
     target_labels: Tensor | None = None
     relation_adjacency: list[Tensor] | None = None
+    pairs: Tensor | None = None
+    union_features: Tensor | None = None
 
 
 @dataclass

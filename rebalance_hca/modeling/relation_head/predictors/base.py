@@ -41,11 +41,18 @@ class RelationPredictor(nn.Module, ABC):
     requires_training: False when the predictor can be tested as built, without a relation checkpoint.
     uses_relation_adjacency: True when its context needs, in training, each image's symmetric relation
         matrix over its objects (``ContextInputs.relation_adjacency``, e.g. VCTree's tree-score loss).
+    uses_pair_context: True when its object context is computed over the pairs it will classify (IMP's
+        message passing): the head then computes the union features before the context and gives both in
+        ``ContextInputs.pairs`` / ``union_features`` (the sampled pairs in training, every ordered pair at
+        test time), and asks the logits of exactly those pairs (at test time all at once, not in chunks).
     """
 
     uses_union_features: bool = True
     requires_training: bool = True
     uses_relation_adjacency: bool = False
+    uses_pair_context: bool = False
+    registered_name: str | None = None
+    """The MODEL.ROI_RELATION_HEAD.PREDICTOR it was built as (set by ``registry.build_predictor``)."""
 
     @abstractmethod
     def object_context(self, inputs: ContextInputs) -> ObjectContext:

@@ -12,12 +12,16 @@ stage 2 (WITH_CLEAN_CLASSIFIER), and at test time the transfer map (WITH_TRANSFE
 """
 from __future__ import annotations
 
+from typing import Mapping
+
 from torch import Tensor, nn
 
 from ..classifier import PairClassifier, head_tail_pairs, post_embedding, xavier_linear
 from ..context import AttentionOptions, ContextInputs, HybridCoAttentionContext, ObjectContext, TransformerContext
-from .rebalance import REBALANCE_KEYS, RebalancedPredictor, RebalanceRecipe, build_rebalance_recipe
+from .rebalance import (CLEAN_CLASSIFIER, GENERAL_CLASSIFIER, REBALANCE_KEYS, RebalancedPredictor, RebalanceRecipe,
+                        build_rebalance_recipe)
 from .registry import PredictorParts, register_predictor
+from .sgb_names import convert_attention_cells, rename_sgb_state
 
 ATTENTION_CONTEXT_KEYS = ("CONTEXT_HIDDEN_DIM", "TRANSFORMER.DROPOUT_RATE", "TRANSFORMER.OBJ_LAYER",
                           "TRANSFORMER.REL_LAYER", "TRANSFORMER.NUM_HEAD", "TRANSFORMER.INNER_DIM",
@@ -60,6 +64,43 @@ class ContextPredictor(RebalancedPredictor):
         visual_rep = self.post_cat(pair_rep) * union_features
         pair_labels = context.object_labels[pairs]
         return self.classify(visual_rep, pair_rep, pair_labels)
+
+    @classmethod
+    def from_sgb_state(cls, sgb_state: Mapping[str, Tensor], recipe_prefix: str = GENERAL_CLASSIFIER,
+                       mode: str | None = None) -> dict[str, Tensor]:
+        """SGB's TransformerPredictor or RB's TransformerTransferPredictor state (keys relative to
+        ``roi_heads.relation.predictor.``) as ours. The attention cells convert as ``convert_attention_cells``
+        says (SGB's ``context_obj`` / ``context_edge`` layer stacks; RB's SHA encoder ``context_obj`` ->
+        ``context.encoder``, decoder ``context_edge`` -> ``context.decoder``, cells SA/CA x vis/txt ->
+        visual_self, visual_cross, text_self, text_cross); the rest of ``context_layer.*`` keeps its names
+        under ``context.``; ``rel_compress``, ``ctx_compress`` and ``freq_bias`` go under ``recipe_prefix``,
+        RB's ``*_clean`` copies under the clean classifier. Dropped: RB's ``gcns_rel_clean``,
+        ``gcns_ctx_clean`` and ``pred_adj_layer_clean``, built but never used in its forward (the transfer map
+        comes from MODEL.ROI_RELATION_HEAD.CONFUSION_MATRIX here), and with ``mode`` "predcls" ``out_obj``,
+        which SGB and RB build but never run there. ValueError naming every SGB key that does not map and
+        every part of ours left unfilled."""
+        try:
+            cells, used = convert_attention_cells(sgb_state)
+        except KeyError as error:
+            raise ValueError(f"SGB attention context state is incomplete: {error.args[0]}") from None
+        used = set(used)
+        rest = {key: value for key, value in sgb_state.items() if key not in used}
+        classifier = ("rel_compress", "ctx_compress", "freq_bias")
+        state = rename_sgb_state(
+            rest,
+            renames=[*((f"{name}_clean.", f"{CLEAN_CLASSIFIER}.{name}.") for name in classifier),
+                     *((f"{name}.", f"{recipe_prefix}.{name}.") for name in classifier),
+                     ("context_layer.", "context."), ("post_emb.", "post_emb."), ("post_cat.", "post_cat."),
+                     ("up_dim.", "up_dim.")],
+            dropped=["gcns_rel_clean.", "gcns_ctx_clean.", "pred_adj_layer_clean.",
+                     *(["context_layer.out_obj."] if mode == "predcls" else [])],
+            required=["context.obj_embed1.", "context.bbox_embed.", "post_emb.", "post_cat.",
+                      f"{recipe_prefix}.rel_compress.", f"{recipe_prefix}.ctx_compress."],
+            predictor="TransformerPredictor / TransformerTransferPredictor")
+        if not cells:
+            raise ValueError("SGB TransformerPredictor / TransformerTransferPredictor state has no attention cells "
+                             "(context_layer.context_obj.layer_stack.* or context_layer.context_obj.cross_module.*)")
+        return {**state, **cells}
 
 
 def attention_context_arguments(cfg, parts: PredictorParts) -> dict:

@@ -159,4 +159,6 @@ def build_predictor(cfg, parts: PredictorParts) -> RelationPredictor:
     if refused:
         raise ValueError(f"{option_settings(cfg, refused)}: not an option of {PREDICTOR_KEY} {name!r} (it reads "
                          f"{', '.join(sorted(_REGISTRY[name].reads)) or 'none of them'}); leave the default")
-    return _REGISTRY[name].builder(cfg, parts)
+    predictor = _REGISTRY[name].builder(cfg, parts)
+    predictor.registered_name = name
+    return predictor
