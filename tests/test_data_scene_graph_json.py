@@ -17,6 +17,7 @@ from rebalance_hca.config import load_config
 from rebalance_hca.data import DataFormatError, build_dataset, dataset_paths, family_of, get_dataset_statistics
 from rebalance_hca.data.build import rebalance_spec
 from rebalance_hca.data.scene_graph_json import JSONSceneGraphDataset, SceneGraphJSONFamily
+from rebalance_hca.data.scene_graph_json.checks import json_dataset_problems
 
 EXAMPLE = os.path.join(ROOT, "docs", "examples", "scene_graph_json")
 VG_CONFIG = os.path.join(ROOT, "configs", "synthetic", "relation_HCA_R18_FPN.yaml")
@@ -177,3 +178,49 @@ def test_convert_tool_bad_input_is_one_line_and_writes_nothing(tmp_path):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and "image 1 relation 1 field 'object'" in lines[0]
     assert os.listdir(tmp_path) == ["data"]
+
+
+def test_checks_name_every_problem_with_file_index_and_field(tmp_path):
+    assert json_dataset_problems(EXAMPLE) == []
+    content = _example_train()
+    first, second = content["images"]
+    first["objects"][0]["box"] = [20, 4, 70, 30]  # beyond the 64-pixel width
+    first["objects"][2]["box"] = [24, 2, 24, 8]  # zero width
+    first["relations"][1]["object"] = 7
+    first["objects"][1]["class"] = "zebra"
+    second["relations"][0]["predicate"] = "behind"
+    second["objects"].append(dict(second["objects"][1]))
+    second["file"] = "absent.jpg"
+    folder = _write_example_copy(tmp_path, split_content=content, vocabulary={
+        "classes": ["person", "horse", "hat", "saddle"], "predicates": ["riding", "wearing", "near"]})
+    with open(os.path.join(folder, "test.json")) as handle:
+        test_content = json.load(handle)
+    test_content["images"][0]["objects"][2]["class"] = "saddle"
+    with open(os.path.join(folder, "test.json"), "w") as handle:
+        json.dump(test_content, handle)
+    train = os.path.join(folder, "train.json")
+    problems = json_dataset_problems(folder)
+    assert problems == [
+        f"{train}: image 0 object 0 field 'box' [20, 4, 70, 30] lies outside the 64x48 image",
+        f"{train}: image 0 object 1 field 'class': 'zebra' is not a name of the vocabulary",
+        f"{train}: image 0 object 2 field 'box' has zero or negative area: [24, 2, 24, 8]",
+        f"{train}: image 0 relation 1 field 'object': object 7 does not exist (the image has 3 objects)",
+        f"{train}: image 1 field 'file': image not found: {os.path.join(folder, 'images', 'absent.jpg')}",
+        f"{train}: image 1 object 2 duplicates object 1 (same class and box)",
+        f"{train}: image 1 relation 0 field 'predicate': 'behind' is not a name of the vocabulary",
+        f"{os.path.join(folder, 'test.json')}: image 0 object 2 field 'class': 'saddle' appears in test but never "
+        f"in train",
+    ]
+
+
+def test_check_dataset_tool_lists_json_problems_and_exits_1(tmp_path):
+    content = _example_train()
+    content["images"][0]["relations"][0]["subject"] = 5
+    folder = _write_example_copy(tmp_path, split_content=content)
+    result = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "tools", "check_dataset.py"), *json_opts(folder)],
+        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": ROOT})
+    assert result.returncode == 1, result.stderr
+    assert result.stdout.strip().splitlines() == [
+        f"problem: {os.path.join(folder, 'train.json')}: image 0 relation 0 field 'subject': object 5 does not "
+        f"exist (the image has 3 objects)", "dataset check: 1 problem(s)"]
