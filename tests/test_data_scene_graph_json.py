@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from relation_testing import ROOT
+from relation_testing import ROOT, TINY_RELATION_OPTS, mode_opts
 from tool_loading import load_tool
 from rebalance_hca.config import load_config
 from rebalance_hca.data import DataFormatError, build_dataset, dataset_paths, family_of, get_dataset_statistics
@@ -224,3 +224,16 @@ def test_check_dataset_tool_lists_json_problems_and_exits_1(tmp_path):
     assert result.stdout.strip().splitlines() == [
         f"problem: {os.path.join(folder, 'train.json')}: image 0 relation 0 field 'subject': object 5 does not "
         f"exist (the image has 3 objects)", "dataset check: 1 problem(s)"]
+
+
+def test_train_then_test_through_the_entry_points(tiny_synthvg, converted_synthvg, tmp_path):
+    train, test = load_tool("relation_train_net"), load_tool("relation_test_net")
+    output = str(tmp_path / "stage1")
+    args = ["--config-file", VG_CONFIG, *TINY_RELATION_OPTS, *mode_opts("predcls"), *json_opts(converted_synthvg),
+            "GLOVE_DIR", os.path.join(tiny_synthvg, "vg"), "OUTPUT_DIR", output,
+            "SOLVER.MAX_ITER", "2", "SOLVER.CHECKPOINT_PERIOD", "2", "SOLVER.VAL_PERIOD", "2",
+            "SOLVER.WARMUP_ITERS", "1", "TEST.IMS_PER_BATCH", "2"]
+    train.main([*args, "--skip-test"])
+    assert os.path.isfile(os.path.join(output, f"json:{converted_synthvg}:train_statistics.cache"))
+    evaluation = test.main(args)
+    assert 0.0 <= evaluation["sgg"]["R@100"] <= 1.0 and 0.0 <= evaluation["sgg"]["mR@100"] <= 1.0
