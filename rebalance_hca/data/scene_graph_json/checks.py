@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Sequence
+from typing import Iterator, Sequence
 
 from ..files import DataFormatError
 from ..json_columns import read_json
@@ -68,6 +68,22 @@ def _keys_problem(where: str, item, keys: tuple[str, ...]) -> str | None:
     return f"{where} is missing key(s) {missing}" if missing else None
 
 
+def _entries(where: str, image: dict, field: str, entry_name: str, keys: tuple[str, ...],
+             problems: list[str]) -> Iterator[tuple[int, str, dict]]:
+    """(index, its name for messages, entry) of the entries of ``image[field]`` that are objects with ``keys``;
+    the problems of the others are appended to ``problems``."""
+    if not isinstance(image[field], list):
+        problems.append(f"{where} field {field!r} must be a list")
+        return
+    for index, item in enumerate(image[field]):
+        entry_where = f"{where} {entry_name} {index}"
+        problem = _keys_problem(entry_where, item, keys)
+        if problem:
+            problems.append(problem)
+        else:
+            yield index, entry_where, item
+
+
 def _image_problems(where: str, image, image_dir: str, classes: set[str], predicates: set[str],
                     classes_seen: dict[str, str]) -> list[str]:
     problem = _keys_problem(where, image, IMAGE_KEYS)
@@ -83,15 +99,8 @@ def _image_problems(where: str, image, image_dir: str, classes: set[str], predic
     elif not os.path.isfile(os.path.join(image_dir, image["file"])):
         problems.append(f"{where} field 'file': image not found: {os.path.join(image_dir, image['file'])}")
     objects = image["objects"] if isinstance(image["objects"], list) else []
-    if not isinstance(image["objects"], list):
-        problems.append(f"{where} field 'objects' must be a list")
     first_of = {}
-    for index, item in enumerate(objects):
-        object_where = f"{where} object {index}"
-        problem = _keys_problem(object_where, item, OBJECT_KEYS)
-        if problem:
-            problems.append(problem)
-            continue
+    for index, object_where, item in _entries(where, image, "objects", "object", OBJECT_KEYS, problems):
         if item["class"] not in classes:
             problems.append(f"{object_where} field 'class': {item['class']!r} is not a name of the vocabulary")
         elif isinstance(item["class"], str):
@@ -110,15 +119,7 @@ def _image_problems(where: str, image, image_dir: str, classes: set[str], predic
         if key in first_of:
             problems.append(f"{object_where} duplicates object {first_of[key]} (same class and box)")
         first_of.setdefault(key, index)
-    relations = image["relations"] if isinstance(image["relations"], list) else []
-    if not isinstance(image["relations"], list):
-        problems.append(f"{where} field 'relations' must be a list")
-    for index, item in enumerate(relations):
-        relation_where = f"{where} relation {index}"
-        problem = _keys_problem(relation_where, item, RELATION_KEYS)
-        if problem:
-            problems.append(problem)
-            continue
+    for _, relation_where, item in _entries(where, image, "relations", "relation", RELATION_KEYS, problems):
         for key in ("subject", "object"):
             if type(item[key]) is not int or not 0 <= item[key] < len(objects):
                 problems.append(f"{relation_where} field {key!r}: object {item[key]!r} does not exist "
