@@ -123,13 +123,15 @@ def _broken(change) -> dict:
 
 BAD_SPLITS = {
     "truncated": (json.dumps(_example_train())[:-40], r"train\.json: not valid JSON"),
-    "missing key": (_broken(lambda c: c["images"][1].pop("height")), r"train\.json: image 1 is missing key\(s\) \['height'\]"),
+    "missing key": (_broken(lambda c: c["images"][1].pop("height")),
+                    r"train\.json: image 1 is missing key\(s\) \['height'\]"),
     "wrong type": (_broken(lambda c: c["images"][0].update(width="64")),
                    r"train\.json: image 0 field 'width' must be a positive integer, got '64'"),
     "bad box": (_broken(lambda c: c["images"][0]["objects"][2].update(box=[1, 2, 3])),
                 r"train\.json: image 0 object 2 field 'box' must be \[x1, y1, x2, y2\]"),
     "index out of range": (_broken(lambda c: c["images"][1]["relations"][1].update(object=2)),
-                           r"train\.json: image 1 relation 1 field 'object' must be an object index in \[0, 2\), got 2"),
+                           r"train\.json: image 1 relation 1 field 'object' must be an object index in \[0, 2\), "
+                           r"got 2"),
     "unknown class": (_broken(lambda c: c["images"][0]["objects"][1].update({"class": "zebra"})),
                       r"train\.json: image 0 object 1 field 'class': 'zebra' is not a name of .*vocabulary\.json "
                       r"field 'classes' \(3 names\)"),

@@ -18,7 +18,8 @@ def select_json_split(ann: JSONAnnotations, filter_empty_rels: bool = True, filt
                       rebalance: RebalanceSpec | None = None) -> SplitIndex:
     """The file's images in file order that have an object (and a relation, with ``filter_empty_rels``);
     with ``filter_non_overlap`` only relations whose boxes overlap or touch (VG150's statistics filter, IoU > 0
-    with the +1 convention on its integer 1024-frame boxes, in a form that holds in any frame); then stage-2 rebalancing. Images left without relations by either are dropped. Image
+    with the +1 convention on its integer 1024-frame boxes, in a form that holds in any frame);
+    then stage-2 rebalancing. Images left without relations by either are dropped. Image
     rows are record positions in the file."""
     box_counts, rel_counts = np.diff(ann.box_offsets), np.diff(ann.rel_offsets)
     usable = box_counts > 0
@@ -30,7 +31,8 @@ def select_json_split(ann: JSONAnnotations, filter_empty_rels: bool = True, filt
     keep = np.ones(len(relations), dtype=bool)
     if filter_non_overlap:
         first_box = ann.box_offsets[image_rows][rel_image]
-        keep &= paired_closed_intersection(ann.boxes[first_box + relations[:, 0]], ann.boxes[first_box + relations[:, 1]])
+        keep &= paired_closed_intersection(ann.boxes[first_box + relations[:, 0]],
+                                           ann.boxes[first_box + relations[:, 1]])
     if rebalance is not None:
         keep &= rebalance_keep(relations[:, 2], keep, rebalance)
     index = filtered_split(image_rows, ann.box_offsets[image_rows], box_counts[image_rows], rel_image, relations,
