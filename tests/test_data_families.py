@@ -87,7 +87,7 @@ def test_every_name_of_every_family_resolves_to_that_family_and_a_split(tmp_path
             assert family_of(name) is family
             paths = dataset_paths(name, str(tmp_path))
             assert paths.split in SPLITS and name.endswith(paths.split)
-    assert [family.name for family in FAMILIES] == ["VG150", "Open Images V6", "GQA-200"]
+    assert [family.name for family in FAMILIES] == ["VG150", "Open Images V6", "GQA-200", "scene-graph JSON"]
 
 
 def test_an_unknown_name_lists_every_family_and_its_names_in_one_line(tiny_synthvg, tmp_path):

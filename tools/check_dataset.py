@@ -3,7 +3,9 @@
     python tools/check_dataset.py --config-file configs/synthetic/relation_HCA_R18_FPN.yaml [--full] [KEY VALUE ...]
 
 Builds the train/val/test splits named by DATASETS.* and prints their sizes and the predicate long tail of
-the train split. Then checks, listing every problem found rather than stopping at the first:
+the train split (a scene-graph JSON dataset's files are first checked record by record, every problem
+named with its file, image, object or relation index and field: docs/data.md#scene-graph-json; any problem
+there ends the check). Then checks, listing every problem found rather than stopping at the first:
   * the GloVe vectors of the object classes and predicates (GLOVE_DIR/glove.6B.<EMBED_DIM>d.txt);
   * the frequency statistics (cached in OUTPUT_DIR);
   * the stage-2 rebalanced train split (MODEL.ROI_RELATION_HEAD.WITH_CLEAN_CLASSIFIER True), with the
@@ -37,7 +39,9 @@ from tqdm import tqdm
 from rebalance_hca.config import load_config
 from rebalance_hca.data import (DataFormatError, SceneGraphDataset, build_dataset, get_dataset_statistics,
                                 get_glove_embeddings)
-from rebalance_hca.data.build import MODES, rebalance_spec
+from rebalance_hca.config.paths_catalog import resolve_data_dir
+from rebalance_hca.data.build import MODES, dataset_name, rebalance_spec
+from rebalance_hca.data.scene_graph_json.checks import json_dataset_problems, json_folders
 from rebalance_hca.utils.cli import UserInputError, run_tool, user_errors
 
 DEFAULT_WORKERS = min(8, os.cpu_count() or 1)
@@ -206,6 +210,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     with user_errors("reading the config"):
         cfg = load_config(args.config_file, args.opts)
+    with user_errors("checking the scene-graph JSON files"):
+        json_problems = [problem for folder in json_folders([dataset_name(cfg, mode) for mode in MODES],
+                                                            resolve_data_dir(cfg.DATASETS.DATA_DIR))
+                         for problem in json_dataset_problems(folder)]
+    if json_problems:
+        print("\n".join(f"problem: {problem}" for problem in json_problems))
+        print(f"dataset check: {len(json_problems)} problem(s)")
+        return 1
     start = time.perf_counter()
     with user_errors("building the splits"):
         datasets = {mode: build_dataset(cfg, mode) for mode in MODES}

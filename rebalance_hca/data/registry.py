@@ -9,12 +9,14 @@ from ..config.paths_catalog import resolve_data_dir
 from .family import DatasetFamily, DatasetPaths
 from .gqa.family import GQA200Family
 from .oi.family import OpenImagesV6Family
+from .scene_graph_json.family import SceneGraphJSONFamily
 from .vg.family import VG150Family
 
 FAMILIES: tuple[DatasetFamily, ...] = (
     VG150Family(),
     OpenImagesV6Family(),
     GQA200Family(),
+    SceneGraphJSONFamily(),
 )
 
 

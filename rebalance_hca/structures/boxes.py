@@ -70,6 +70,15 @@ def paired_positive_intersection(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np
     return wh[..., 0] * wh[..., 1] > 0
 
 
+def paired_closed_intersection(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
+    """Row-by-row: the boxes overlap or touch (min x2 >= max x1 and min y2 >= max y1). On integer boxes this
+    is ``paired_iou_legacy > 0`` (the +1 convention); unlike it, it does not depend on the frame's scale.
+    (..., 4), (..., 4) -> (...) bool."""
+    top_left = np.maximum(boxes_a[..., :2], boxes_b[..., :2])
+    bottom_right = np.minimum(boxes_a[..., 2:], boxes_b[..., 2:])
+    return (bottom_right >= top_left).all(axis=-1)
+
+
 def cxcywh_to_xyxy_truncated(boxes: np.ndarray) -> np.ndarray:
     """SGB's in-place int32 decoding of VG ``boxes_1024``: x1 = trunc(cx - w/2), x2 = x1 + w.
 
