@@ -39,10 +39,14 @@ class RelationPredictor(nn.Module, ABC):
     uses_union_features: False when the predictor reads no union features (the head then computes none and
         passes None).
     requires_training: False when the predictor can be tested as built, without a relation checkpoint.
+    exposes_classifier_inputs: True when the predictor implements ``classifier_inputs`` and ``classify``, so
+        that stage 2 can compute (and cache) the frozen part's output once per image
+        (docs/training.md#stage-2-over-cached-features); False keeps stage 2 on the full forward.
     """
 
     uses_union_features: bool = True
     requires_training: bool = True
+    exposes_classifier_inputs: bool = False
 
     @abstractmethod
     def object_context(self, inputs: ContextInputs) -> ObjectContext:
@@ -81,3 +85,17 @@ class RelationPredictor(nn.Module, ABC):
         """Names (relative to the predictor) of the parameters stage 2 trains; every other parameter of the
         model is frozen. Default: none (the predictor has no stage 2)."""
         return []
+
+    def classifier_inputs(self, context: ObjectContext, pairs: Tensor, union_features: Tensor | None
+                          ) -> tuple[Tensor, ...]:
+        """What the stage-2 classifier reads for ``pairs`` (R, 2), flat object indices into ``context``, with
+        their union features (R, D): a tuple of tensors whose first dimension is R, computed by the frozen
+        part only (no parameter ``stage2_parameter_names`` lists), such that ``classify(*inputs)`` gives the
+        training-time logits of ``relation_logits``. Rows of different pairs are independent, so a subset of
+        the rows is the inputs of that subset of pairs. Only for ``exposes_classifier_inputs``."""
+        raise NotImplementedError(f"{type(self).__name__} does not expose its classifier inputs")
+
+    def classify(self, *inputs: Tensor) -> Tensor:
+        """(R, P) training-time logits from ``classifier_inputs``' tensors (R rows each). Only for
+        ``exposes_classifier_inputs``."""
+        raise NotImplementedError(f"{type(self).__name__} does not expose its classifier inputs")
