@@ -15,8 +15,8 @@ from tool_loading import load_tool
 from rebalance_hca.data import make_data_loader
 from rebalance_hca.data.collate import to_image_list
 from rebalance_hca.engine.checkpoint import Checkpointer
-from rebalance_hca.engine.stage2_cache import (KEY_FILE, DamagedEntry, Stage2InputSource, decode_entry,
-                                               encode_entry)
+from rebalance_hca.engine.stage2_cache import (KEY_FILE, ClassifierInputCache, DamagedEntry, Stage2InputSource,
+                                               decode_entry, encode_entry, stage2_cache_key)
 from rebalance_hca.engine.stages import freeze_for_stage2, load_stage1_model
 from rebalance_hca.modeling import build_model
 from rebalance_hca.modeling.scene_graph import SceneGraphModel
@@ -66,12 +66,16 @@ def _entries(cache_dir: str) -> list[str]:
     return sorted(glob.glob(os.path.join(cache_dir, "??", "*.bin")))
 
 
-def test_per_image_inputs_give_the_batched_forward_losses(tiny_synthvg, tmp_path, stage1_checkpoint):
-    cfg = tiny_relation_config(tiny_synthvg, str(tmp_path), "predcls", "MODEL.ROI_RELATION_HEAD.WITH_CLEAN_CLASSIFIER",
-                               "True", "MODEL.PRETRAINED_MODEL_CKPT", stage1_checkpoint,
+@pytest.mark.parametrize("mode", ["predcls", "sgcls"])
+def test_per_image_inputs_give_the_batched_forward_losses(tiny_synthvg, tmp_path, mode):
+    torch.manual_seed(0)
+    stage1 = Checkpointer(build_model(tiny_relation_config(tiny_synthvg, str(tmp_path), mode)),
+                          save_dir=str(tmp_path)).save("stage1", 0)
+    cfg = tiny_relation_config(tiny_synthvg, str(tmp_path), mode, "MODEL.ROI_RELATION_HEAD.WITH_CLEAN_CLASSIFIER",
+                               "True", "MODEL.PRETRAINED_MODEL_CKPT", stage1,
                                "MODEL.ROI_RELATION_HEAD.FREQUENCY_BIAS_DROPOUT", "0.3")
     model = build_model(cfg)
-    load_stage1_model(model, stage1_checkpoint)
+    load_stage1_model(model, stage1)
     freeze_for_stage2(model)
     model.train()
     images, targets, _ = next(iter(make_data_loader(cfg, "train")))
@@ -87,6 +91,28 @@ def test_per_image_inputs_give_the_batched_forward_losses(tiny_synthvg, tmp_path
     # the same sampled pairs and dropout draws; the pairs' features are computed in another order
     torch.testing.assert_close(losses[False]["loss_rel"], losses[True]["loss_rel"], rtol=1e-4, atol=1e-5)
     assert float(losses[False]["loss_refine_obj"]) == 0.0
+
+
+@pytest.mark.parametrize("mode", ["predcls", "sgcls"])
+def test_cache_returns_the_computed_inputs(tiny_synthvg, tmp_path, mode):
+    cfg = tiny_relation_config(tiny_synthvg, str(tmp_path), mode, "MODEL.ROI_RELATION_HEAD.WITH_CLEAN_CLASSIFIER",
+                               "True")
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    trainable = {f"relation_head.{name}" for name in freeze_for_stage2(model)}
+    images, targets, _ = next(iter(make_data_loader(cfg, "train")))
+    height, width = images.image_sizes[1]
+    image, target = images.tensors[1, :, :height, :width], targets[1]
+    computed = Stage2InputSource(model, cfg.DATALOADER.SIZE_DIVISIBILITY)(image, target)
+    cache = ClassifierInputCache(str(tmp_path / "cache"), stage2_cache_key(cfg, model, trainable))
+    cache.open()
+    source = Stage2InputSource(model, cfg.DATALOADER.SIZE_DIVISIBILITY, cache)
+    for expected_hits in (0, 1):
+        inputs = source(image, target)
+        assert source.hits == expected_hits and source.misses == 1
+        assert len(inputs) == len(computed) and all(torch.equal(a, b) and a.dtype == b.dtype
+                                                    for a, b in zip(inputs, computed))
+    assert len(computed[0]) == len(target["boxes"]) ** 2
 
 
 @pytest.mark.parametrize("flip", ["0.0", "0.5"])

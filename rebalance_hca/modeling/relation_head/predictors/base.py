@@ -41,7 +41,8 @@ class RelationPredictor(nn.Module, ABC):
     requires_training: False when the predictor can be tested as built, without a relation checkpoint.
     exposes_classifier_inputs: True when the predictor implements ``classifier_inputs`` and ``classify``, so
         that stage 2 can compute (and cache) the frozen part's output once per image
-        (docs/training.md#stage-2-over-cached-features); False keeps stage 2 on the full forward.
+        (docs/training.md#stage-2-over-cached-features) with ``loss_rel`` alone; False keeps stage 2 on the
+        full forward (needed when the predictor's extra losses reach its stage-2 parameters).
     """
 
     uses_union_features: bool = True
