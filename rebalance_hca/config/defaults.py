@@ -292,6 +292,18 @@ _C.TEST.CUSTUM_EVAL = False
 _C.TEST.CUSTUM_PATH = "."
 
 # ---------------------------------------------------------------------------------------------------------
+# Stage 2 over cached features (ours; docs/training.md#stage-2-over-cached-features)
+# ---------------------------------------------------------------------------------------------------------
+_C.STAGE2 = CN()
+# Keep what the frozen stage-1 part gives the clean classifier for each image view on disk and train stage 2
+# on it; bit-identical to recomputing it (PredCls / SGCls with a predictor that exposes its classifier inputs).
+# Off by default: at VG150's dimensions it takes about 420 GB of disk (docs/training.md); the SynthVG configs
+# turn it on.
+_C.STAGE2.FEATURE_CACHE = False
+# The cache folder; empty = OUTPUT_DIR/stage2_feature_cache.
+_C.STAGE2.FEATURE_CACHE_DIR = ""
+
+# ---------------------------------------------------------------------------------------------------------
 # Misc
 # ---------------------------------------------------------------------------------------------------------
 _C.OUTPUT_DIR = "."

@@ -4,8 +4,6 @@ files (docs/reference.md#two-stage-recipe, #sgb-evaluation-protocol; docs/traini
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 from dataclasses import dataclass
@@ -15,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..config.digest import config_digest
 from ..data import family_of, make_data_loader
 from ..data.build import build_dataset, dataset_name
 from ..evaluation import EvaluationProtocol, PredicateConfusionMatrix
@@ -25,6 +24,7 @@ from ..utils.comm import broadcast_object, get_world_size, is_main_process
 from .checkpoint import Checkpointer
 from .relation_inference import (evaluate_split, evaluate_split_file, groundtruth_for_evaluation, predict_split,
                                  predict_split_to_file, train_split_inputs, usable_cached_predictions)
+from .stage2_cache import setup_stage2_inputs
 from .stages import freeze_for_stage2, is_stage2, load_stage1_model
 from .trainer import TrainingState, amp_dtype_from_config, make_training_state
 
@@ -86,7 +86,8 @@ class TrainingRun:
 def prepare_training(cfg, device: torch.device, resume: bool = True) -> TrainingRun:
     """Build the model, load what the stage needs (stage 2: the stage-1 model, then train the clean
     classifier only), make the optimizer and schedule over the trainable parameters, and resume from
-    OUTPUT_DIR's last checkpoint (unless ``resume`` is False) or initialise from MODEL.WEIGHT."""
+    OUTPUT_DIR's last checkpoint (unless ``resume`` is False) or initialise from MODEL.WEIGHT. Stage 2 then
+    takes its classifier inputs image by image, cached per STAGE2.FEATURE_CACHE (``setup_stage2_inputs``)."""
     model = build_model(cfg)
     if not model.requires_training:
         raise UserInputError(f"{cfg.MODEL.ROI_RELATION_HEAD.PREDICTOR} needs no training; test it with "
@@ -105,6 +106,8 @@ def prepare_training(cfg, device: torch.device, resume: bool = True) -> Training
     if not resume and state.checkpointer.has_checkpoint():
         logger.warning("Not resuming (--no-resume): the checkpoints in %s will be overwritten", cfg.OUTPUT_DIR)
     extra = state.checkpointer.resume_or_load(cfg.MODEL.WEIGHT, resume=resume)
+    if is_stage2(cfg):
+        setup_stage2_inputs(cfg, model, {f"relation_head.{name}" for name in trainable})
     return TrainingRun(model, state, extra["iteration"], extra.get("best_metric"))
 
 
@@ -172,15 +175,13 @@ def batching_description(cfg) -> str:
 
 def prediction_metadata(cfg, weights: str, split: str, dataset_size: int) -> dict[str, Any]:
     """What a predictions file was computed from; a cached file is reused only when all of it matches."""
-    relevant = {section: cfg[section] for section in PREDICTION_SECTIONS}
-    config_digest = hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()
     name = dataset_name(cfg, split)
     return {"split": split, "dataset": name, "evaluation_protocol": family_of(name).protocol.name,
             "dataset_size": dataset_size, "batching": batching_description(cfg),
             "mode": relation_mode(cfg), "predictor": cfg.MODEL.ROI_RELATION_HEAD.PREDICTOR,
             "weights": _file_fingerprint(weights),
             "confusion_matrix": _file_fingerprint(cfg.MODEL.ROI_RELATION_HEAD.CONFUSION_MATRIX),
-            "config_digest": config_digest}
+            "config_digest": config_digest(cfg, PREDICTION_SECTIONS)}
 
 
 def test_relation_model(cfg, model: nn.Module, device: torch.device, distributed: bool, weights: str,

@@ -15,6 +15,8 @@ ADD_GTBOX_TO_PROPOSAL_IN_TRAIN, and each detection labelled with its matched GT 
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import Tensor, nn
 from torchvision.models.detection.image_list import ImageList
@@ -25,9 +27,19 @@ from .relation_head.object_labels import check_mode
 from .relation_head.relation_head import ImageObjects, RelationHead
 
 
+ClassifierInputSource = Callable[[Tensor, dict[str, Tensor]], tuple[Tensor, ...]]
+"""(image (3, h, w) unpadded, its target) -> the frozen part's classifier inputs of that image
+(``SceneGraphModel.frozen_classifier_inputs``), computed or read from a cache."""
+
+
 class SceneGraphModel(nn.Module):
     """detector: a frozen SceneGraphDetector (``freeze_detector``); relation_head: a RelationHead;
-    mode: "predcls" | "sgcls" | "sgdet"."""
+    mode: "predcls" | "sgcls" | "sgdet".
+
+    stage2_inputs: None, or (stage 2, set by the engine) a ``ClassifierInputSource``; then a training
+    forward samples the pairs, takes each image's classifier inputs from it and trains the classifier on them
+    (``stage2_losses``) instead of running the frozen part on the batch.
+    """
 
     def __init__(self, detector: SceneGraphDetector, relation_head: RelationHead, mode: str) -> None:
         super().__init__()
@@ -36,6 +48,7 @@ class SceneGraphModel(nn.Module):
         self.detector = detector
         self.relation_head = relation_head
         self.mode = check_mode(mode)
+        self.stage2_inputs: ClassifierInputSource | None = None
 
     @property
     def box_convention(self) -> str:
@@ -52,9 +65,37 @@ class SceneGraphModel(nn.Module):
         (``RelationPredictor.complete_stage2_state``), e.g. the clean classifier copied from the general one."""
         return replace_substate(stage1_state, "relation_head.", self.relation_head.complete_stage2_state)
 
+    @property
+    def classifier_inputs_per_image(self) -> bool:
+        """Whether stage 2 can take the classifier inputs image by image: GT boxes (PredCls / SGCls, whose
+        sampler draws from ``pair_grid``) and a predictor that exposes them."""
+        return self.mode != "sgdet" and self.relation_head.predictor.exposes_classifier_inputs
+
+    @torch.no_grad()
+    def frozen_classifier_inputs(self, image: ImageList, target: dict[str, Tensor]) -> tuple[Tensor, ...]:
+        """The classifier inputs of every pair of one image (``RelationHead.frozen_classifier_inputs``, N² rows)
+        from ``image``, an ImageList holding that image alone, and its target (GT boxes and labels)."""
+        if not self.classifier_inputs_per_image:
+            raise ValueError(f"{type(self.relation_head.predictor).__name__} in {self.mode} has no per-image "
+                             "classifier inputs")
+        features = self.detector.extract_features(image)
+        objects = self.propose_objects(image, features, [target])
+        return self.relation_head.frozen_classifier_inputs(features, objects[0], image.image_sizes[0])
+
+    def stage2_losses(self, images: ImageList, targets: list[dict[str, Tensor]]) -> dict[str, Tensor]:
+        """Stage 2's losses with ``stage2_inputs``: pairs sampled as in a full forward (the same draws of the
+        global RNG), each image's classifier inputs from the source, the classifier on the sampled rows."""
+        pairs, labels = self.relation_head.sample_pairs([ImageObjects(t["boxes"], t["labels"]) for t in targets],
+                                                        targets)
+        inputs = [self.stage2_inputs(images.tensors[index, :, :height, :width], target)
+                  for index, ((height, width), target) in enumerate(zip(images.image_sizes, targets))]
+        return self.relation_head.stage2_losses(inputs, pairs, labels, [len(target["boxes"]) for target in targets])
+
     def forward(self, images: ImageList, targets: list[dict[str, Tensor]] | None = None):
         if targets is None and (self.training or self.mode != "sgdet"):
             raise ValueError(f"SceneGraphModel needs targets in {'training' if self.training else self.mode}")
+        if self.training and self.stage2_inputs is not None:
+            return self.stage2_losses(images, targets)
         with torch.no_grad():
             features = self.detector.extract_features(images)
             objects = self.propose_objects(images, features, targets)

@@ -26,7 +26,7 @@ from .features import BoxFeatureExtractor, UnionFeatureExtractor
 from .object_labels import check_mode
 from .postprocess import relation_predictions
 from .predictors import RelationPredictor
-from .sampling import RelationPairSampler, all_ordered_pairs
+from .sampling import RelationPairSampler, all_ordered_pairs, pair_grid, pair_grid_rows
 
 
 @dataclass
@@ -152,8 +152,8 @@ class RelationHead(nn.Module):
         )
         return self.predictor.object_context(inputs)
 
-    def _sample_pairs(self, objects: list[ImageObjects], targets: list[dict[str, Tensor]]
-                      ) -> tuple[list[Tensor], list[Tensor]]:
+    def sample_pairs(self, objects: list[ImageObjects], targets: list[dict[str, Tensor]]
+                     ) -> tuple[list[Tensor], list[Tensor]]:
         """Training pairs [(R_i, 2)] and their predicate labels [(R_i,)] per image (docs/reference.md#pair-sampling)."""
         pairs, labels = [], []
         for image, target in zip(objects, targets):
@@ -175,7 +175,7 @@ class RelationHead(nn.Module):
         return [self.sampler.gt_box_adjacency(target["relation"]) for target in targets]
 
     def _losses(self, features, objects, image_sizes, targets) -> dict[str, Tensor]:
-        pairs, pair_labels = self._sample_pairs(objects, targets)
+        pairs, pair_labels = self.sample_pairs(objects, targets)
         adjacency = self._relation_adjacency(objects, targets) if self.predictor.uses_relation_adjacency else None
         offsets = _offsets([len(image.boxes) for image in objects], pairs[0].device)
         flat_pairs = torch.cat([image_pairs + offset for image_pairs, offset in zip(pairs, offsets)])
@@ -200,6 +200,40 @@ class RelationHead(nn.Module):
             raise ValueError(f"{type(self.predictor).__name__} returns extra losses named {clashing}, names the "
                              f"relation head uses itself ({', '.join(HEAD_LOSSES)})")
         return {**losses, **output.losses}
+
+    # ------------------------------------------------------------------ stage 2 over the classifier inputs
+    @torch.no_grad()
+    def frozen_classifier_inputs(self, features: dict[str, Tensor], image: ImageObjects,
+                                 image_size: tuple[int, int]) -> tuple[Tensor, ...]:
+        """The predictor's ``classifier_inputs`` of every pair of ``pair_grid`` (N² rows, row s·N + o) of ONE
+        image, whose features (one image in the batch dimension) and objects are given: what stage 2's frozen
+        part gives its classifier for any pair the PredCls / SGCls sampler can draw. Union features and
+        inputs run over at most ``pairs_per_chunk`` pairs at a time."""
+        if len(image.boxes) == 0:
+            raise ValueError("stage 2 needs images with objects (the training split keeps only images with relations)")
+        context = self.object_context(features, [image], [image_size])
+        grid = pair_grid(len(image.boxes), image.boxes.device)
+        pieces = []
+        for start in range(0, len(grid), self.pairs_per_chunk):
+            chunk = grid[start:start + self.pairs_per_chunk]
+            union = None
+            if self.predictor.uses_union_features:
+                union = self.union_features(features, [image.boxes], [chunk], [image_size])
+            pieces.append(self.predictor.classifier_inputs(context, chunk, union))
+        return tuple(torch.cat(parts) for parts in zip(*pieces))
+
+    def stage2_losses(self, image_inputs: list[tuple[Tensor, ...]], pairs: list[Tensor], pair_labels: list[Tensor],
+                      num_objects: list[int]) -> dict[str, Tensor]:
+        """Stage 2's losses from each image's ``frozen_classifier_inputs`` (N_i² rows), its sampled ``pairs``
+        [(R_i, 2)] and their labels [(R_i,)] (``sample_pairs``): the sampled rows, in the order of the pairs,
+        go through the predictor's (clean) classifier. {"loss_rel", "loss_refine_obj" (0: the objects are
+        frozen)}."""
+        rows = [pair_grid_rows(image_pairs, count) for image_pairs, count in zip(pairs, num_objects)]
+        inputs = [torch.cat([tensors[slot][image_rows] for tensors, image_rows in zip(image_inputs, rows)])
+                  for slot in range(len(image_inputs[0]))]
+        logits = self.predictor.classify(*inputs)
+        loss = self.relation_loss(logits.float(), torch.cat(pair_labels))
+        return {"loss_rel": loss, "loss_refine_obj": loss.new_zeros(())}
 
     def _predictions(self, features, objects, image_sizes) -> list[dict[str, Tensor]]:
         counts = [len(image.boxes) for image in objects]

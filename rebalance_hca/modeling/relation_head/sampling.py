@@ -17,6 +17,7 @@ labels (0 = background). Randomness uses the global torch RNG of the tensors' de
 checkpoint's RNG state reproduces the sampling.
 
 Testing (``all_ordered_pairs``, SGB ``prepare_test_pairs``): every ordered pair i != j.
+Stage 2 over cached features (``pair_grid``): every ordered pair, diagonal included, one row per pair.
 """
 from __future__ import annotations
 
@@ -181,6 +182,19 @@ def all_ordered_pairs(num_objects: int, device: torch.device | str) -> Tensor:
     if num_objects == 1:
         return torch.zeros((1, 2), dtype=torch.int64, device=device)
     return torch.nonzero(_off_diagonal(num_objects, device))
+
+
+def pair_grid(num_objects: int, device: torch.device | str) -> Tensor:
+    """Every ordered pair (s, o) of ``num_objects`` objects, the diagonal included, row-major: row
+    s * num_objects + o is (s, o). (num_objects², 2) int64. It holds every pair PredCls / SGCls sampling can
+    draw (GT pairs, non-GT pairs s != o, the dummy (0, 0)), so a sampled pair's row is found by that formula."""
+    objects = torch.arange(num_objects, device=device)
+    return torch.stack(torch.meshgrid(objects, objects, indexing="ij"), dim=2).reshape(-1, 2)
+
+
+def pair_grid_rows(pairs: Tensor, num_objects: int) -> Tensor:
+    """Rows of ``pair_grid(num_objects)`` holding ``pairs`` (R, 2) int64. -> (R,) int64."""
+    return pairs[:, 0] * num_objects + pairs[:, 1]
 
 
 def _matching_detection_pairs(is_match: Tensor, gt_pairs: Tensor) -> Tensor:

@@ -45,12 +45,17 @@ class RelationPredictor(nn.Module, ABC):
         message passing): the head then computes the union features before the context and gives both in
         ``ContextInputs.pairs`` / ``union_features`` (the sampled pairs in training, every ordered pair at
         test time), and asks the logits of exactly those pairs (at test time all at once, not in chunks).
+    exposes_classifier_inputs: True when the predictor implements ``classifier_inputs`` and ``classify``, so
+        that stage 2 can compute (and cache) the frozen part's output once per image
+        (docs/training.md#stage-2-over-cached-features) with ``loss_rel`` alone; False keeps stage 2 on the
+        full forward (needed when the predictor's extra losses reach its stage-2 parameters).
     """
 
     uses_union_features: bool = True
     requires_training: bool = True
     uses_relation_adjacency: bool = False
     uses_pair_context: bool = False
+    exposes_classifier_inputs: bool = False
     registered_name: str | None = None
     """The MODEL.ROI_RELATION_HEAD.PREDICTOR it was built as (set by ``registry.build_predictor``)."""
 
@@ -91,3 +96,17 @@ class RelationPredictor(nn.Module, ABC):
         """Names (relative to the predictor) of the parameters stage 2 trains; every other parameter of the
         model is frozen. Default: none (the predictor has no stage 2)."""
         return []
+
+    def classifier_inputs(self, context: ObjectContext, pairs: Tensor, union_features: Tensor | None
+                          ) -> tuple[Tensor, ...]:
+        """What the stage-2 classifier reads for ``pairs`` (R, 2), flat object indices into ``context``, with
+        their union features (R, D): a tuple of tensors whose first dimension is R, computed by the frozen
+        part only (no parameter ``stage2_parameter_names`` lists), such that ``classify(*inputs)`` gives the
+        training-time logits of ``relation_logits``. Rows of different pairs are independent, so a subset of
+        the rows is the inputs of that subset of pairs. Only for ``exposes_classifier_inputs``."""
+        raise NotImplementedError(f"{type(self).__name__} does not expose its classifier inputs")
+
+    def classify(self, *inputs: Tensor) -> Tensor:
+        """(R, P) training-time logits from ``classifier_inputs``' tensors (R rows each). Only for
+        ``exposes_classifier_inputs``."""
+        raise NotImplementedError(f"{type(self).__name__} does not expose its classifier inputs")

@@ -36,6 +36,8 @@ class ContextPredictor(RebalancedPredictor):
     pooling_dim: CONTEXT_POOLING_DIM; union_channels: D of the union features; pred_dist: (C, C, P) initial
     frequency bias or None (PREDICT_USE_BIAS False); recipe: the clean classifier and the transfer map."""
 
+    exposes_classifier_inputs = True
+
     def __init__(self, context: nn.Module, hidden_dim: int, pooling_dim: int, union_channels: int,
                  num_predicates: int, pred_dist: Tensor | None, frequency_bias_dropout: float,
                  recipe: RebalanceRecipe) -> None:
@@ -56,14 +58,15 @@ class ContextPredictor(RebalancedPredictor):
         """edge_context (N, d), pairs (R, 2) flat object indices -> pair_rep (R, 2d)."""
         return head_tail_pairs(self.post_emb(edge_context), pairs)
 
-    def relation_logits(self, context: ObjectContext, pairs: Tensor, union_features: Tensor) -> Tensor:
-        """(R, P) training-time logits of the pairs (R, 2) with union features (R, D)."""
+    def classifier_inputs(self, context: ObjectContext, pairs: Tensor, union_features: Tensor
+                          ) -> tuple[Tensor, Tensor, Tensor]:
+        """The pairs (R, 2) with union features (R, D) -> the classifier head's inputs: visual_rep
+        (R, pooling_dim), pair_rep (R, 2d), pair_labels (R, 2) int64."""
         pair_rep = self.pair_representation(context.edge_context, pairs)
         if self.up_dim is not None:
             union_features = self.up_dim(union_features)
         visual_rep = self.post_cat(pair_rep) * union_features
-        pair_labels = context.object_labels[pairs]
-        return self.classify(visual_rep, pair_rep, pair_labels)
+        return visual_rep, pair_rep, context.object_labels[pairs]
 
     @classmethod
     def from_sgb_state(cls, sgb_state: Mapping[str, Tensor], recipe_prefix: str = GENERAL_CLASSIFIER,

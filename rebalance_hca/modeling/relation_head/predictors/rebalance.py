@@ -58,8 +58,10 @@ def build_rebalance_recipe(cfg, parts: PredictorParts) -> RebalanceRecipe:
 class RebalancedPredictor(RelationPredictor):
     """A predictor with the recipe's classifiers (see the module docstring). A subclass calls
     ``add_classifiers`` in its ``__init__`` where it creates its final layers (creation order decides the
-    random initialisation), computes its training logits with ``classify`` in ``relation_logits``, and gets
-    the test-time transfer, the stage-2 initialisation and the stage-2 trainable parameters from here.
+    random initialisation), computes its training logits with ``classify`` in ``relation_logits`` (or, better,
+    implements ``classifier_inputs`` and sets ``exposes_classifier_inputs``, so that stage 2 can run over
+    cached features), and gets the test-time transfer, the stage-2 initialisation and the stage-2 trainable
+    parameters from here.
     A subclass that overrides ``eval_logits`` applies ``transfer_logits`` itself."""
 
     general_classifier: nn.Module
@@ -82,6 +84,11 @@ class RebalancedPredictor(RelationPredictor):
         """(R, P) logits of the active classifier head on ``inputs``. In stage 2 the general classifier is
         loaded but not evaluated."""
         return self.active_classifier(*inputs)
+
+    def relation_logits(self, context: ObjectContext, pairs: Tensor, union_features: Tensor | None) -> Tensor:
+        """(R, P) training-time logits: the active classifier head on ``classifier_inputs`` (a subclass with
+        ``exposes_classifier_inputs`` needs no other ``relation_logits``)."""
+        return self.classify(*self.classifier_inputs(context, pairs, union_features))
 
     def transfer_logits(self, logits: Tensor) -> Tensor:
         """(R, P) -> (R, P): logits @ Aᵀ with the transfer map A, or ``logits`` when there is none."""

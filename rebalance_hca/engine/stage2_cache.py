@@ -1,0 +1,253 @@
+"""Stage 2 over cached features (docs/training.md#stage-2-over-cached-features).
+
+Stage 2 trains only the clean classifier; everything before it is frozen. For PredCls / SGCls and a
+predictor that exposes its classifier inputs (``RelationPredictor.exposes_classifier_inputs``), stage 2
+takes, image by image, what the frozen part gives the classifier for every pair its sampler can draw
+(``SceneGraphModel.frozen_classifier_inputs``, N² rows) and trains the classifier on the sampled rows.
+``Stage2InputSource`` computes those inputs, and with a ``ClassifierInputCache`` keeps them on disk:
+
+* an entry is one image *view*, addressed by a digest of exactly what the frozen part reads (the
+  transformed image tensor, its boxes and labels), so a flipped or resized view is its own entry and a hit
+  returns the bytes a recomputation would give: cached and uncached stage 2 train bit-identical weights;
+* the folder holds ``cache_key.json`` (format, frozen weights digest, config digest, split); a folder built
+  for another key is refused with the reason in one line, emptied and rebuilt;
+* entries are written atomically and carry their length and CRC-32: a truncated or corrupt entry is
+  detected on reading, logged and recomputed.
+"""
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import logging
+import math
+import os
+import struct
+import zlib
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ..config.digest import config_digest
+from ..data.build import dataset_name
+from ..data.collate import to_image_list
+from ..modeling.weights import unwrap_model
+from ..utils.atomic import atomic_write, write_cache
+from ..utils.comm import is_main_process, synchronize
+
+logger = logging.getLogger(__name__)
+
+CACHE_FORMAT = 1
+CACHE_FOLDER = "stage2_feature_cache"
+KEY_FILE = "cache_key.json"
+ENTRY_SUFFIX = ".bin"
+MAGIC = b"RBHCA-STAGE2-INPUTS\n"
+HEADER_LENGTH = struct.Struct("<Q")
+FROZEN_PART_KEYS = ("MODEL", "INPUT", "DATASETS", "DTYPE", "DATALOADER.SIZE_DIVISIBILITY",
+                    "TEST.RELATION.PAIRS_PER_CHUNK")
+"""Config entries that can change what the frozen part computes (the config digest covers them)."""
+CLASSIFIER_ONLY_KEYS = ("MODEL.WEIGHT", "MODEL.PRETRAINED_MODEL_CKPT", "MODEL.ROI_RELATION_HEAD.CONFUSION_MATRIX",
+                        "MODEL.ROI_RELATION_HEAD.WITH_TRANSFER_CLASSIFIER", "MODEL.ROI_RELATION_HEAD.TRANSFER_MATRIX",
+                        "MODEL.ROI_RELATION_HEAD.FREQUENCY_BIAS_DROPOUT", "MODEL.ROI_RELATION_HEAD.LOSS")
+"""Keys inside FROZEN_PART_KEYS that reach only the trained classifier, the loss or the test-time transfer
+(the weights themselves are keyed by their values): changing them keeps the cache."""
+JITTER_KEYS = ("INPUT.BRIGHTNESS", "INPUT.CONTRAST", "INPUT.SATURATION", "INPUT.HUE")
+
+
+class DamagedEntry(ValueError):
+    """A cache entry that cannot be trusted (truncated, corrupt, or of another cache key)."""
+
+
+def frozen_weights_digest(model: nn.Module, trainable: set[str]) -> str:
+    """sha256 (hex) of every state-dict entry of ``model`` but the ``trainable`` ones (names relative to the
+    unwrapped model): names, dtypes, shapes and values."""
+    digest = hashlib.sha256()
+    for name, value in sorted(unwrap_model(model).state_dict().items()):
+        if name in trainable:
+            continue
+        flat = value.detach().cpu().contiguous().reshape(-1)
+        digest.update(f"{name} {flat.dtype} {tuple(value.shape)}\n".encode())
+        digest.update(memoryview(flat.view(torch.uint8).numpy()))
+    return digest.hexdigest()
+
+
+def stage2_cache_key(cfg, model: nn.Module, trainable: set[str]) -> dict[str, Any]:
+    """What a cache folder is valid for: format, frozen weights, config digest, split."""
+    return {"format": CACHE_FORMAT, "frozen_weights": frozen_weights_digest(model, trainable),
+            "config_digest": config_digest(cfg, FROZEN_PART_KEYS, CLASSIFIER_ONLY_KEYS),
+            "split": f"{dataset_name(cfg, 'train')} (stage-2 rebalanced)"}
+
+
+def key_digest(key: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+
+
+def view_digest(image: Tensor, target: dict[str, Tensor]) -> str:
+    """Digest of what the frozen part reads of one image view: the image tensor (3, h, w) and the target's
+    boxes (N, 4) and labels (N,), values, dtypes and shapes."""
+    digest = hashlib.blake2b(digest_size=20)
+    for tensor in (image, target["boxes"], target["labels"]):
+        flat = tensor.detach().cpu().contiguous()
+        digest.update(f"{flat.dtype} {tuple(flat.shape)}\n".encode())
+        digest.update(memoryview(flat.reshape(-1).view(torch.uint8).numpy()))
+    return digest.hexdigest()
+
+
+def encode_entry(tensors: tuple[Tensor, ...], cache_key: str) -> bytes:
+    """MAGIC, header length, JSON header (cache key, dtypes and shapes, payload length, CRC-32), payload."""
+    payload = b"".join(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+                       for tensor in tensors)
+    header = json.dumps({"key": cache_key, "tensors": [[str(t.dtype).removeprefix("torch."), list(t.shape)]
+                                                       for t in tensors],
+                         "payload_bytes": len(payload), "crc32": zlib.crc32(payload)}).encode()
+    return MAGIC + HEADER_LENGTH.pack(len(header)) + header + payload
+
+
+def decode_entry(data: bytearray, cache_key: str) -> tuple[Tensor, ...]:
+    """The tensors of an ``encode_entry`` blob; DamagedEntry saying what is wrong."""
+    start = len(MAGIC) + HEADER_LENGTH.size
+    if len(data) < start or bytes(data[:len(MAGIC)]) != MAGIC:
+        raise DamagedEntry(f"no entry header ({len(data)} bytes)")
+    (header_length,) = HEADER_LENGTH.unpack_from(data, len(MAGIC))
+    try:
+        header = json.loads(bytes(data[start:start + header_length]))
+    except ValueError as error:
+        raise DamagedEntry(f"unreadable header ({error})") from error
+    payload_start = start + header_length
+    expected = payload_start + header["payload_bytes"]
+    if len(data) != expected:
+        raise DamagedEntry(f"{len(data)} bytes where the header says {expected}")
+    payload = memoryview(data)[payload_start:]
+    if zlib.crc32(payload) != header["crc32"]:
+        raise DamagedEntry("CRC-32 mismatch")
+    if header["key"] != cache_key:
+        raise DamagedEntry("written for another cache key")
+    tensors, offset = [], payload_start
+    for dtype_name, shape in header["tensors"]:
+        dtype, count = getattr(torch, dtype_name), math.prod(shape)
+        if count == 0:
+            tensors.append(torch.empty(shape, dtype=dtype))
+            continue
+        tensors.append(torch.frombuffer(data, dtype=dtype, count=count, offset=offset).reshape(shape))
+        offset += count * tensors[-1].element_size()
+    return tuple(tensors)
+
+
+class ClassifierInputCache:
+    """The entries of one cache ``key`` in ``folder`` (``<folder>/<2 hex>/<view digest>.bin``)."""
+
+    def __init__(self, folder: str, key: dict[str, Any]) -> None:
+        self.folder = folder
+        self.key = key
+        self.key_digest = key_digest(key)
+
+    def open(self) -> None:
+        """Make the folder serve ``key`` (main process; the others wait): a folder built for another key is
+        refused with the reason (one line), its entries removed, and the new key written."""
+        if is_main_process():
+            key_path = os.path.join(self.folder, KEY_FILE)
+            stale = self._stale_reason(key_path)
+            if stale:
+                logger.warning("Refusing the stage-2 feature cache in %s: %s; rebuilding it", self.folder, stale)
+                for path in self._entry_files():
+                    os.remove(path)
+            if stale or not os.path.isfile(key_path):
+                with atomic_write(key_path, binary=False) as stream:
+                    json.dump(self.key, stream, indent=1, sort_keys=True)
+        synchronize()
+
+    def _entry_files(self) -> list[str]:
+        return glob.glob(os.path.join(self.folder, "??", f"*{ENTRY_SUFFIX}"))
+
+    def _stale_reason(self, key_path: str) -> str:
+        """Why the folder's entries do not serve ``key`` ("" when they do or when there are none)."""
+        if not os.path.isfile(key_path):
+            return f"its entries have no {KEY_FILE}" if self._entry_files() else ""
+        try:
+            with open(key_path, encoding="utf-8") as stream:
+                saved = json.load(stream)
+        except (OSError, ValueError) as error:
+            return f"{KEY_FILE} is unreadable ({error})"
+        differences = [f"{name} {str(saved.get(name))[:16]} (now {str(value)[:16]})"
+                       for name, value in self.key.items() if saved.get(name) != value]
+        return f"built for {', '.join(differences)}" if differences else ""
+
+    def entry_path(self, digest: str) -> str:
+        return os.path.join(self.folder, digest[:2], f"{digest}{ENTRY_SUFFIX}")
+
+    def load(self, digest: str) -> tuple[Tensor, ...] | None:
+        """The entry ``digest``, or None when it is absent or damaged (logged; it is then recomputed)."""
+        path = self.entry_path(digest)
+        try:
+            size = os.path.getsize(path)
+        except OSError:
+            return None
+        data = bytearray(size)
+        with open(path, "rb") as stream:
+            read = stream.readinto(data)
+        try:
+            return decode_entry(data[:read], self.key_digest)
+        except DamagedEntry as error:
+            logger.warning("Stage-2 feature cache entry %s is damaged (%s); recomputing it", path, error)
+            return None
+
+    def store(self, digest: str, tensors: tuple[Tensor, ...]) -> None:
+        """Write the entry ``digest`` atomically (a folder that cannot be written is warned about once)."""
+        blob = encode_entry(tensors, self.key_digest)
+        write_cache(self.entry_path(digest), lambda stream: stream.write(blob))
+
+
+class Stage2InputSource:
+    """A ``ClassifierInputSource`` for ``model`` (an unwrapped SceneGraphModel): (image (3, h, w), target)
+    -> its ``frozen_classifier_inputs`` (the image padded alone to ``size_divisible``), read from ``cache``
+    when it holds the view, else computed (and stored). Counts ``hits`` and ``misses``."""
+
+    def __init__(self, model: nn.Module, size_divisible: int, cache: ClassifierInputCache | None = None) -> None:
+        self.model = model
+        self.size_divisible = size_divisible
+        self.cache = cache
+        self.hits = 0
+        self.misses = 0
+
+    def __call__(self, image: Tensor, target: dict[str, Tensor]) -> tuple[Tensor, ...]:
+        digest = view_digest(image, target) if self.cache is not None else ""
+        if self.cache is not None:
+            cached = self.cache.load(digest)
+            if cached is not None:
+                self.hits += 1
+                return tuple(tensor.to(image.device) for tensor in cached)
+        self.misses += 1
+        inputs = self.model.frozen_classifier_inputs(to_image_list([image], self.size_divisible), target)
+        if self.cache is not None:
+            self.cache.store(digest, inputs)
+        return inputs
+
+
+def stage2_cache_folder(cfg) -> str:
+    return cfg.STAGE2.FEATURE_CACHE_DIR or os.path.join(cfg.OUTPUT_DIR, CACHE_FOLDER)
+
+
+def setup_stage2_inputs(cfg, model: nn.Module, trainable: set[str]) -> Stage2InputSource | None:
+    """Give the stage-2 ``model`` (loaded, frozen; ``trainable``: the stage-2 parameter names relative to it)
+    its per-image classifier inputs, cached per STAGE2.FEATURE_CACHE; None (stage 2 then runs the frozen
+    part on every batch, as stage 1 does) for SGDet or a predictor that does not expose its inputs."""
+    scene = unwrap_model(model)
+    if not scene.classifier_inputs_per_image:
+        logger.info("Stage 2 runs the frozen part on every batch (%s in %s takes no per-image classifier inputs; "
+                    "STAGE2.FEATURE_CACHE does not apply)", cfg.MODEL.ROI_RELATION_HEAD.PREDICTOR, scene.mode)
+        scene.stage2_inputs = None
+        return None
+    cache = None
+    jitter = [key for key in JITTER_KEYS if getattr(cfg.INPUT, key.split(".")[1]) > 0]
+    if not cfg.STAGE2.FEATURE_CACHE:
+        logger.info("Stage 2 computes the frozen part image by image at every iteration (STAGE2.FEATURE_CACHE False)")
+    elif jitter:
+        logger.warning("STAGE2.FEATURE_CACHE is not used: colour jitter (%s) makes every image view new, so no "
+                       "entry would ever be read again", ", ".join(jitter))
+    else:
+        cache = ClassifierInputCache(stage2_cache_folder(cfg), stage2_cache_key(cfg, scene, trainable))
+        cache.open()
+        logger.info("Stage 2 trains over the feature cache in %s (STAGE2.FEATURE_CACHE)", cache.folder)
+    scene.stage2_inputs = Stage2InputSource(scene, cfg.DATALOADER.SIZE_DIVISIBILITY, cache)
+    return scene.stage2_inputs
