@@ -191,7 +191,9 @@ def _folder_contents(folder: str) -> dict:
                 contents[name] = json.load(stream) if name.endswith(".json") else stream.read()
         elif name.endswith(".npz"):
             saved = load_predictions(path)
-            metadata = {key: value for key, value in saved["metadata"].items() if key != "config_digest"}
+            # the config digest and the test batching (recorded since the pin) describe the run, not its outputs
+            metadata = {key: value for key, value in saved["metadata"].items()
+                        if key not in ("config_digest", "batching")}
             contents[name] = {**{key: value for key, value in saved.items() if key != "metadata"},
                               "metadata": metadata}
         else:

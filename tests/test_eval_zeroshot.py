@@ -32,7 +32,10 @@ def test_sgb_file_loads_in_the_same_format():
     assert np.array_equal(triplets, np.unique(triplets, axis=0))  # SGB's file is unique and sorted, like ours
 
 
-def test_unreadable_file_is_named(tmp_path):
-    path = tmp_path / "missing.pytorch"
-    with pytest.raises(ValueError, match="missing.pytorch"):
-        load_zeroshot_triplets(path)
+def test_missing_or_unreadable_file_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing.pytorch"):
+        load_zeroshot_triplets(tmp_path / "missing.pytorch")
+    damaged = tmp_path / "damaged.pytorch"
+    damaged.write_bytes(b"PK\x03\x04 not a whole file")
+    with pytest.raises(ValueError, match="damaged.pytorch cannot be read"):
+        load_zeroshot_triplets(damaged)
