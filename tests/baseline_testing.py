@@ -1,6 +1,8 @@
 """Shared helpers of the SGB-baseline predictor tests: random objects of a few images as ContextInputs."""
 from __future__ import annotations
 
+import re
+
 import torch
 
 from rebalance_hca.modeling.relation_head.box_geometry import encode_box_info
@@ -47,3 +49,35 @@ def all_pairs(counts: list[int]) -> torch.Tensor:
         pairs.append(grid[grid[:, 0] != grid[:, 1]] + offset)
         offset += count
     return torch.cat(pairs)
+
+
+SGB_VCTREE_NAMES = [
+    (r"^context\.(obj|edge)_ctx_rnn\.layers\.(\d+)\.up\.", r"context_layer.\1_ctx_rnn.multi_layer_lstm.\2.treeLSTM_foreward.treeLSTM."),
+    (r"^context\.(obj|edge)_ctx_rnn\.layers\.(\d+)\.down\.", r"context_layer.\1_ctx_rnn.multi_layer_lstm.\2.treeLSTM_backward.treeLSTM."),
+    (r"^context\.decoder_rnn\.cell\.", "context_layer.decoder_rnn.decoderLSTM."),
+    (r"^context\.", "context_layer."),
+    (r"^general_classifier\.", ""),
+]
+"""SGB's names of a predictor on our VCTree context, written here from SGB's modules independently of the
+import's table."""
+
+
+def sgb_vctree_names(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``state`` (a predictor's on the VCTree context) under SGB's names (``SGB_VCTREE_NAMES``), cloned."""
+    renamed = {}
+    for name, value in state.items():
+        for pattern, replacement in SGB_VCTREE_NAMES:
+            if re.match(pattern, name):
+                name = re.sub(pattern, replacement, name, count=1)
+                break
+        renamed[name] = value.clone()
+    return renamed
+
+
+def add_sgb_vctree_decoder_aliases(state: dict[str, torch.Tensor]) -> None:
+    """Add to an SGB-named ``state`` the second registrations of its VCTree decoder's label table and output
+    layer that SGB's state dicts carry."""
+    decoder = "context_layer.decoder_rnn."
+    state[f"{decoder}decoderLSTM.embed_layer.weight"] = state[f"{decoder}obj_embed.weight"]
+    state[f"{decoder}decoderLSTM.embed_out_layer.weight"] = state[f"{decoder}out.weight"]
+    state[f"{decoder}decoderLSTM.embed_out_layer.bias"] = state[f"{decoder}out.bias"]

@@ -9,6 +9,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SYNTHETIC_HCA_CONFIG = os.path.join(ROOT, "configs", "synthetic", "relation_HCA_R18_FPN.yaml")
 SYNTHETIC_MOTIFS_CONFIG = os.path.join(ROOT, "configs", "synthetic", "relation_Motifs_R18_FPN.yaml")
 SYNTHETIC_CAUSAL_CONFIG = os.path.join(ROOT, "configs", "synthetic", "relation_Causal_Motifs_R18_FPN.yaml")
+SYNTHETIC_CAUSAL_VCTREE_CONFIG = os.path.join(ROOT, "configs", "synthetic", "relation_Causal_VCTree_R18_FPN.yaml")
 MODE_FLAGS = {"predcls": ("True", "True"), "sgcls": ("True", "False"), "sgdet": ("False", "False")}
 
 # The synthetic configs shrunk further: small detector heads and a small context (any predictor).
@@ -54,5 +55,5 @@ def tiny_relation_config(data_dir: str, output_dir: str, mode: str = "predcls", 
 
 def tiny_synthetic_config(config_file: str, data_dir: str, output_dir: str, mode: str = "predcls", *extra: str):
     """A frozen tiny config from a synthetic config without attention cells (SYNTHETIC_MOTIFS_CONFIG,
-    SYNTHETIC_CAUSAL_CONFIG) on the SynthVG at ``data_dir``."""
+    SYNTHETIC_CAUSAL_CONFIG, SYNTHETIC_CAUSAL_VCTREE_CONFIG) on the SynthVG at ``data_dir``."""
     return _tiny_config(config_file, TINY_MODEL_OPTS, data_dir, output_dir, mode, extra)

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import math
 import os
-import re
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
+from baseline_testing import add_sgb_vctree_decoder_aliases, sgb_vctree_names
 from relation_testing import ROOT, TINY_RELATION_OPTS, mode_opts
 from tool_loading import load_tool
 from vctree_loop_reference import binary_parents, binary_tree, greedy_tree, reference_context, tree_lstm_stack
@@ -418,34 +418,16 @@ def test_relation_logits_are_ctx_compress_of_the_gated_pair_plus_the_frequency_b
     assert set(output.losses) == {"binary_loss"} and output.losses["binary_loss"].requires_grad
 
 
-# SGB's VCTreePredictor names, written here from SGB's modules independently of the import's table
-_SGB_NAMES = [
-    (r"^context\.(obj|edge)_ctx_rnn\.layers\.(\d+)\.up\.", r"context_layer.\1_ctx_rnn.multi_layer_lstm.\2.treeLSTM_foreward.treeLSTM."),
-    (r"^context\.(obj|edge)_ctx_rnn\.layers\.(\d+)\.down\.", r"context_layer.\1_ctx_rnn.multi_layer_lstm.\2.treeLSTM_backward.treeLSTM."),
-    (r"^context\.decoder_rnn\.cell\.", "context_layer.decoder_rnn.decoderLSTM."),
-    (r"^context\.", "context_layer."),
-    (r"^general_classifier\.", ""),
-]
-
-
 def _sgb_state(predictor: VCTreePredictor, mode: str) -> dict[str, torch.Tensor]:
     """The state SGB's VCTreePredictor would save for ``predictor``'s weights: SGB's names, the decoder's
     duplicate registrations, the decoder SGB builds in PredCls too, and the untreated averages of SGB's yaml."""
-    state = {}
-    for name, value in predictor.state_dict().items():
-        for pattern, replacement in _SGB_NAMES:
-            if re.match(pattern, name):
-                name = re.sub(pattern, replacement, name, count=1)
-                break
-        state[name] = value.clone()
+    state = sgb_vctree_names(predictor.state_dict())
     decoder = "context_layer.decoder_rnn."
     if mode == "predcls":
         state[f"{decoder}obj_embed.weight"] = torch.randn(NUM_CLASSES + 1, EMBED_DIM)
         state[f"{decoder}out.weight"], state[f"{decoder}out.bias"] = torch.randn(NUM_CLASSES, HIDDEN), torch.randn(NUM_CLASSES)
         state[f"{decoder}decoderLSTM.px.weight"] = torch.randn(HIDDEN, 1)
-    state[f"{decoder}decoderLSTM.embed_layer.weight"] = state[f"{decoder}obj_embed.weight"]
-    state[f"{decoder}decoderLSTM.embed_out_layer.weight"] = state[f"{decoder}out.weight"]
-    state[f"{decoder}decoderLSTM.embed_out_layer.bias"] = state[f"{decoder}out.bias"]
+    add_sgb_vctree_decoder_aliases(state)
     for name, size in (("untreated_dcd_feat", 3), ("untreated_obj_feat", 2), ("untreated_edg_feat", 1)):
         state[f"context_layer.{name}"] = torch.randn(size)
     return state
