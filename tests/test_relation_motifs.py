@@ -1,10 +1,9 @@
 """SGB's MotifPredictor: the leftright order, the highway decoder, batch independence, training and testing in
-every mode on a tiny SynthVG, the ReBalance recipe through the entry points, SGB checkpoint names and bad
-options. (Agreement with SGB's own code at 1e-4 relative is checked outside the repository, see the docs.)"""
+every mode on a tiny SynthVG, SGB checkpoint names and bad options (the ReBalance recipe:
+tests/test_relation_training.py, on every context). (Agreement with SGB's own code at 1e-4 relative is checked outside the repository, see the docs.)"""
 from __future__ import annotations
 
 import math
-import os
 
 import numpy as np
 import pytest
@@ -12,8 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from baseline_testing import EMBED_DIM, HIDDEN_DIM, NUM_CLASSES, ROI_DIM, all_pairs, context_inputs, random_images
-from relation_testing import SYNTHETIC_MOTIFS_CONFIG, TINY_MODEL_OPTS, mode_opts, tiny_synthetic_config
-from tool_loading import load_tool
+from relation_testing import SYNTHETIC_MOTIFS_CONFIG, TINY_MODEL_OPTS, tiny_synthetic_config
 from rebalance_hca.config import load_config
 from rebalance_hca.data import make_data_loader
 from rebalance_hca.modeling import build_model
@@ -24,7 +22,6 @@ from rebalance_hca.modeling.relation_head.predictors.motifs import MotifPredicto
 from rebalance_hca.modeling.relation_head.predictors.rebalance import RebalanceRecipe
 
 MODES = ["predcls", "sgcls", "sgdet"]
-TEST_DATASET = "VG_stanford_filtered_with_attribute_test"
 
 
 def _boxes(x_ranges: list[tuple[float, float]]) -> torch.Tensor:
@@ -225,36 +222,6 @@ def test_without_vision_the_predictor_reads_no_union_features(tiny_synthvg, tmp_
     assert model.relation_head.union_features is None
     assert model.relation_head.predictor.general_classifier.freq_bias is None
     sum(model(*_batch(cfg)).values()).backward()
-
-
-def _args(data_dir: str, output_dir: str, *overrides: str) -> list[str]:
-    return ["--config-file", SYNTHETIC_MOTIFS_CONFIG, *TINY_MODEL_OPTS, *mode_opts("predcls"),
-            "DATASETS.DATA_DIR", data_dir, "GLOVE_DIR", os.path.join(data_dir, "vg"), "OUTPUT_DIR", output_dir,
-            "SOLVER.MAX_ITER", "4", "SOLVER.CHECKPOINT_PERIOD", "4", "SOLVER.TO_VAL", "False",
-            "SOLVER.WARMUP_ITERS", "2", "TEST.IMS_PER_BATCH", "2", *overrides]
-
-
-def test_the_rebalance_recipe_on_motifs_through_the_entry_points(tiny_synthvg, tmp_path):
-    train, test, confusion = (load_tool(name) for name in
-                              ("relation_train_net", "relation_test_net", "compute_confusion_matrix"))
-    stage1 = str(tmp_path / "stage1")
-    train.main(_args(tiny_synthvg, stage1, "--skip-test"))
-    confusion_path = confusion.main(_args(tiny_synthvg, stage1))
-    assert np.load(confusion_path).sum() > 0
-    stage2 = str(tmp_path / "stage2")
-    stage2_opts = ["MODEL.ROI_RELATION_HEAD.WITH_CLEAN_CLASSIFIER", "True",
-                   "MODEL.ROI_RELATION_HEAD.WITH_TRANSFER_CLASSIFIER", "True",
-                   "MODEL.PRETRAINED_MODEL_CKPT", os.path.join(stage1, "model_final.pth"),
-                   "MODEL.ROI_RELATION_HEAD.CONFUSION_MATRIX", confusion_path]
-    train.main(_args(tiny_synthvg, stage2, *stage2_opts, "--skip-test"))
-    load = lambda path: torch.load(path, map_location="cpu", weights_only=True)["model"]  # noqa: E731
-    before, after = load(os.path.join(stage1, "model_final.pth")), load(os.path.join(stage2, "model_final.pth"))
-    changed = {name for name, value in after.items() if name not in before or not torch.equal(value, before[name])}
-    assert changed and all(".clean_classifier." in name for name in changed)
-    assert {name.split(".clean_classifier.")[1] for name in changed} == {
-        "rel_compress.weight", "rel_compress.bias", "freq_bias.obj_baseline.weight"}
-    evaluation = test.main(_args(tiny_synthvg, stage2, *stage2_opts))
-    assert 0.0 <= evaluation["sgg"]["mR@50"] <= 1.0
 
 
 # ------------------------------------------------------------------------------------ SGB names, options

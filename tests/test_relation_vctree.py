@@ -1,7 +1,8 @@
 """SGB's VCTree: the trees (hand cases, ties, lockstep over a batch), the level-batched tree LSTMs against
 hand computation and the node-at-a-time reference, the context against the SGB-style reference, the TDE
 counterfactual and moving averages, the predictor's logits and tree-score loss, SGB-state import, refused
-keys, batch invariance, and training and testing in the three modes and the two-stage recipe on SynthVG."""
+keys, batch invariance, and training and testing in the three modes on SynthVG (the two-stage recipe:
+tests/test_relation_training.py, on every context)."""
 from __future__ import annotations
 
 import math
@@ -546,8 +547,6 @@ def test_trains_and_tests_in_every_mode(tiny_synthvg, tmp_path, mode):
 
 
 TRAIN = load_tool("relation_train_net")
-TEST = load_tool("relation_test_net")
-CONFUSION = load_tool("compute_confusion_matrix")
 
 
 def _args(data_dir: str, output_dir: str, mode: str, *overrides: str) -> list[str]:
@@ -555,27 +554,6 @@ def _args(data_dir: str, output_dir: str, mode: str, *overrides: str) -> list[st
             "GLOVE_DIR", os.path.join(data_dir, "vg"), "OUTPUT_DIR", output_dir, "SOLVER.MAX_ITER", "4",
             "SOLVER.CHECKPOINT_PERIOD", "4", "SOLVER.TO_VAL", "False", "SOLVER.WARMUP_ITERS", "2",
             "TEST.IMS_PER_BATCH", "2", *overrides]
-
-
-def test_the_two_stage_recipe_runs_on_vctree(tiny_synthvg, tmp_path):
-    stage1 = str(tmp_path / "stage1")
-    evaluation = TRAIN.main(_args(tiny_synthvg, stage1, "predcls"))
-    assert 0.0 <= evaluation["sgg"]["R@50"] <= 1.0
-    confusion_path = CONFUSION.main(_args(tiny_synthvg, stage1, "predcls"))
-    stage2 = str(tmp_path / "stage2")
-    stage2_opts = ["MODEL.ROI_RELATION_HEAD.WITH_CLEAN_CLASSIFIER", "True",
-                   "MODEL.ROI_RELATION_HEAD.WITH_TRANSFER_CLASSIFIER", "True",
-                   "MODEL.PRETRAINED_MODEL_CKPT", os.path.join(stage1, "model_final.pth"),
-                   "MODEL.ROI_RELATION_HEAD.CONFUSION_MATRIX", confusion_path]
-    TRAIN.main(_args(tiny_synthvg, stage2, "predcls", *stage2_opts, "--skip-test"))
-    weights = [torch.load(os.path.join(folder, "model_final.pth"), map_location="cpu", weights_only=True)["model"]
-               for folder in (stage1, stage2)]
-    changed = {name for name, value in weights[1].items()
-               if name not in weights[0] or not torch.equal(value, weights[0][name])}
-    assert changed and all(".clean_classifier." in name for name in changed)
-    assert {name for name in changed if name.endswith("ctx_compress.weight")}
-    tested = TEST.main(_args(tiny_synthvg, stage2, "predcls", *stage2_opts))
-    assert tested["sgg"]["mR@50"] >= 0.0
 
 
 @pytest.mark.parametrize("mode", ["sgcls", "sgdet"])
