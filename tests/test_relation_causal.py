@@ -1,7 +1,8 @@
 """SGB's CausalAnalysisPredictor (causal TDE): the pair geometry, the effect arithmetic on a hand-built case,
 the moving averages, the counterfactual pass of the Motifs and VTransE contexts (VCTree's: test_relation_vctree),
 VCTree's tree-score loss, weights without trained averages refused, training and testing in every mode on a
-tiny SynthVG with the Motifs and the VCTree context, SGB checkpoint names and bad options. (Agreement with SGB's own code at 1e-4 relative is checked outside the repository, see the docs.)"""
+tiny SynthVG with the Motifs and the VCTree context, SGB checkpoint names and bad options. (Agreement with
+SGB's own code at 1e-4 relative is checked outside the repository, see the docs.)"""
 from __future__ import annotations
 
 import os
@@ -203,7 +204,8 @@ def _vctree_causal_predictor(mode: str, effect: str) -> CausalAnalysisPredictor:
 
 def test_vctree_layer_returns_the_tree_score_loss_and_asks_for_the_relation_matrix():
     predictor = _vctree_causal_predictor("sgcls", "none").train()
-    assert predictor.uses_relation_adjacency and not _motifs_causal_predictor("sgcls", "sum", "none").uses_relation_adjacency
+    assert predictor.uses_relation_adjacency
+    assert not _motifs_causal_predictor("sgcls", "sum", "none").uses_relation_adjacency
     counts = [4, 3]
     inputs = context_inputs(random_images(counts, seed=11), "sgcls", training=True)
     inputs.relation_adjacency = [torch.ones(count, count, dtype=torch.int64) for count in counts]

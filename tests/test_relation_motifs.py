@@ -1,6 +1,7 @@
 """SGB's MotifPredictor: the leftright order, the highway decoder, batch independence, training and testing in
 every mode on a tiny SynthVG, SGB checkpoint names and bad options (the ReBalance recipe:
-tests/test_relation_training.py, on every context). (Agreement with SGB's own code at 1e-4 relative is checked outside the repository, see the docs.)"""
+tests/test_relation_training.py, on every context). (Agreement with SGB's own code at 1e-4 relative is
+checked outside the repository, see the docs.)"""
 from __future__ import annotations
 
 import math

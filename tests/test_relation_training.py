@@ -63,7 +63,8 @@ def test_two_stage_recipe_through_the_entry_points(tiny_synthvg, tmp_path, conte
             "log.txt"} <= files
     assert open(os.path.join(stage1, LAST_CHECKPOINT_FILE)).read() == "model_final.pth"
     config_text = open(os.path.join(stage1, "config.yml")).read()
-    predictor = load_config(recipe.config_file, [*recipe.tiny_opts, *recipe.overrides]).MODEL.ROI_RELATION_HEAD.PREDICTOR
+    cfg = load_config(recipe.config_file, [*recipe.tiny_opts, *recipe.overrides])
+    predictor = cfg.MODEL.ROI_RELATION_HEAD.PREDICTOR
     assert config_text.startswith(f"# predcls with {predictor}\n# stage 1")
     for name in ("predictions.npz", "test_report.txt", "test_results.json", "test_per_predicate_recall.png"):
         assert os.path.isfile(os.path.join(stage1, "inference", TEST_DATASET, name))
