@@ -224,7 +224,7 @@ def main() -> None:
     elif args.context == "vctree":
         from context_vctree import bench_vctree_context
 
-        result = bench_vctree_context(args, median_seconds, counted_gflop, matmul_gflops)
+        result = bench_vctree_context(args, counted_gflop, matmul_gflops)
     else:
         result = bench_context(args)
     result.update(part=args.part, context=args.context, peak_rss_mb=peak_rss_mb(), threads=torch.get_num_threads(),

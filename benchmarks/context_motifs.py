@@ -14,14 +14,14 @@ outputs' largest relative difference is printed (float rounding of the split inp
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 import types
 
 import torch
 
 from rebalance_hca.modeling.relation_head.box_geometry import encode_box_info
 from rebalance_hca.modeling.relation_head.context import ContextInputs, LSTMContext
+
+from timing_common import interleaved_medians
 
 IMAGE_SIZE = (600, 1000)
 
@@ -75,19 +75,6 @@ def _batch(images: list[ContextInputs]) -> ContextInputs:
 
 def _relative_difference(ours: torch.Tensor, reference: torch.Tensor) -> float:
     return float((ours.double() - reference.double()).abs().max() / reference.double().abs().max())
-
-
-def interleaved_medians(steps: list, repeat: int) -> list[float]:
-    """Median seconds of each step over ``repeat`` rounds that run every step once, in turn (after one warm-up
-    round), so that a change of the machine's load hits all of them alike."""
-    times = [[] for _ in steps]
-    for round_index in range(repeat + 1):
-        for step, step_times in zip(steps, times):
-            start = time.perf_counter()
-            step()
-            if round_index:
-                step_times.append(time.perf_counter() - start)
-    return [statistics.median(step_times) for step_times in times]
 
 
 def bench_motifs_context(args: argparse.Namespace, counted_gflop, matmul_gflops) -> dict:

@@ -8,6 +8,7 @@ recursively one node at a time (each node's input projections on its own row).
   loss), CONTEXT_DROPOUT_RATE 0 so that both compute the same function in PredCls (in SGCls / SGDet the
   decoder samples the labels it hands on in training, so there the agreement is checked at eval only);
 * testing: one eval-mode forward of the batch.
+The four timings are taken in interleaved rounds (medians).
 Two kinds of trees: "trained" (the tree prior and vision prior drawn so that the scores are informative,
 as in a trained model) and "initial" (SGB's saturated prior at initialisation: all scores tie and every
 image's binary tree is a chain of N levels, the worst case for level batching).
@@ -26,6 +27,7 @@ from rebalance_hca.modeling.relation_head.context import ContextInputs
 from rebalance_hca.modeling.relation_head.context.vctree import VCTreeContext
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from timing_common import interleaved_medians  # noqa: E402
 from vctree_loop_reference import reference_context  # noqa: E402
 
 NUM_CLASSES, NUM_PREDICATES, EMBED_DIM = 151, 51, 200
@@ -67,7 +69,7 @@ def _relative_difference(ours: torch.Tensor, reference: torch.Tensor) -> float:
     return float((ours.double() - reference.double()).abs().max() / reference.double().abs().max())
 
 
-def _bench_trees(args: argparse.Namespace, trees: str, median_seconds, counted_gflop=None) -> dict:
+def _bench_trees(args: argparse.Namespace, trees: str, counted_gflop=None) -> dict:
     """Agreement and timings of ours and the reference on one kind of trees."""
     torch.manual_seed(0)
     generator = torch.Generator().manual_seed(0)
@@ -101,21 +103,20 @@ def _bench_trees(args: argparse.Namespace, trees: str, median_seconds, counted_g
         with torch.no_grad():
             function(context.eval(), inputs)
 
-    timings = {"seconds_per_step": median_seconds(train_ours, args.repeat),
-               "reference_seconds_per_step": median_seconds(train_reference, args.repeat),
-               "test_seconds": median_seconds(lambda: test(VCTreeContext.__call__), args.repeat),
-               "reference_test_seconds": median_seconds(lambda: test(reference_context), args.repeat)}
+    timings = dict(zip(("seconds_per_step", "reference_seconds_per_step", "test_seconds", "reference_test_seconds"),
+                       interleaved_medians([train_ours, train_reference, lambda: test(VCTreeContext.__call__),
+                                            lambda: test(reference_context)], args.repeat)))
     if counted_gflop is not None:
         timings["gflop"] = counted_gflop(train_ours)
     return {**agreement, **timings}
 
 
-def bench_vctree_context(args: argparse.Namespace, median_seconds, counted_gflop, matmul_gflops) -> dict:
+def bench_vctree_context(args: argparse.Namespace, counted_gflop, matmul_gflops) -> dict:
     """Timings of ours and the reference on trained-like and on initial (chain) trees, their agreement, and
     the matmul peak. The top-level figures are the trained-like trees'."""
     peak_before = matmul_gflops(args.repeat)
-    trained = _bench_trees(args, "trained", median_seconds, counted_gflop)
-    initial = _bench_trees(args, "initial", median_seconds)
+    trained = _bench_trees(args, "trained", counted_gflop)
+    initial = _bench_trees(args, "initial")
     peak = max(peak_before, matmul_gflops(args.repeat))
     seconds, gflop = trained["seconds_per_step"], trained["gflop"]
     result = {**trained, "achieved_gflops": gflop / seconds, "matmul_peak_gflops": peak,

@@ -1,13 +1,10 @@
 """Shared helpers of the SGB-baseline predictor tests: random objects of a few images as ContextInputs."""
 from __future__ import annotations
 
-import os
+import re
 
-import numpy as np
 import torch
 
-from relation_testing import TINY_MODEL_OPTS, mode_opts
-from tool_loading import load_tool
 from rebalance_hca.data import make_data_loader
 from rebalance_hca.modeling.relation_head.box_geometry import encode_box_info
 from rebalance_hca.modeling.relation_head.context import ContextInputs
@@ -80,31 +77,33 @@ def train_step_then_test(model, cfg) -> dict:
     return losses
 
 
-def recipe_args(config_file: str, data_dir: str, output_dir: str, *overrides: str) -> list[str]:
-    """Command-line arguments of a 4-iteration tiny PredCls run of ``config_file`` on the SynthVG at ``data_dir``."""
-    return ["--config-file", config_file, *TINY_MODEL_OPTS, *mode_opts("predcls"),
-            "DATASETS.DATA_DIR", data_dir, "GLOVE_DIR", os.path.join(data_dir, "vg"), "OUTPUT_DIR", output_dir,
-            "SOLVER.MAX_ITER", "4", "SOLVER.CHECKPOINT_PERIOD", "4", "SOLVER.TO_VAL", "False",
-            "SOLVER.WARMUP_ITERS", "2", "TEST.IMS_PER_BATCH", "2", *overrides]
+SGB_VCTREE_NAMES = [
+    (r"^context\.(obj|edge)_ctx_rnn\.layers\.(\d+)\.up\.", r"context_layer.\1_ctx_rnn.multi_layer_lstm.\2.treeLSTM_foreward.treeLSTM."),
+    (r"^context\.(obj|edge)_ctx_rnn\.layers\.(\d+)\.down\.", r"context_layer.\1_ctx_rnn.multi_layer_lstm.\2.treeLSTM_backward.treeLSTM."),
+    (r"^context\.decoder_rnn\.cell\.", "context_layer.decoder_rnn.decoderLSTM."),
+    (r"^context\.", "context_layer."),
+    (r"^general_classifier\.", ""),
+]
+"""SGB's names of a predictor on our VCTree context, written here from SGB's modules independently of the
+import's table."""
 
 
-def run_recipe_through_entry_points(config_file: str, data_dir: str, work_dir: str) -> tuple[set[str], dict]:
-    """Stage 1 (tools/relation_train_net.py), the confusion matrix (tools/compute_confusion_matrix.py), stage 2
-    with the clean and transfer classifiers, and its test (tools/relation_test_net.py), tiny runs of
-    ``config_file``. Returns (the model keys stage 2 changed or added, stage 2's evaluation)."""
-    train, test, confusion = (load_tool(name) for name in
-                              ("relation_train_net", "relation_test_net", "compute_confusion_matrix"))
-    stage1 = os.path.join(work_dir, "stage1")
-    train.main(recipe_args(config_file, data_dir, stage1, "--skip-test"))
-    confusion_path = confusion.main(recipe_args(config_file, data_dir, stage1))
-    assert np.load(confusion_path).sum() > 0
-    stage2 = os.path.join(work_dir, "stage2")
-    stage2_opts = ["MODEL.ROI_RELATION_HEAD.WITH_CLEAN_CLASSIFIER", "True",
-                   "MODEL.ROI_RELATION_HEAD.WITH_TRANSFER_CLASSIFIER", "True",
-                   "MODEL.PRETRAINED_MODEL_CKPT", os.path.join(stage1, "model_final.pth"),
-                   "MODEL.ROI_RELATION_HEAD.CONFUSION_MATRIX", confusion_path]
-    train.main(recipe_args(config_file, data_dir, stage2, *stage2_opts, "--skip-test"))
-    load = lambda path: torch.load(path, map_location="cpu", weights_only=True)["model"]  # noqa: E731
-    before, after = load(os.path.join(stage1, "model_final.pth")), load(os.path.join(stage2, "model_final.pth"))
-    changed = {name for name, value in after.items() if name not in before or not torch.equal(value, before[name])}
-    return changed, test.main(recipe_args(config_file, data_dir, stage2, *stage2_opts))
+def sgb_vctree_names(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``state`` (a predictor's on the VCTree context) under SGB's names (``SGB_VCTREE_NAMES``), cloned."""
+    renamed = {}
+    for name, value in state.items():
+        for pattern, replacement in SGB_VCTREE_NAMES:
+            if re.match(pattern, name):
+                name = re.sub(pattern, replacement, name, count=1)
+                break
+        renamed[name] = value.clone()
+    return renamed
+
+
+def add_sgb_vctree_decoder_aliases(state: dict[str, torch.Tensor]) -> None:
+    """Add to an SGB-named ``state`` the second registrations of its VCTree decoder's label table and output
+    layer that SGB's state dicts carry."""
+    decoder = "context_layer.decoder_rnn."
+    state[f"{decoder}decoderLSTM.embed_layer.weight"] = state[f"{decoder}obj_embed.weight"]
+    state[f"{decoder}decoderLSTM.embed_out_layer.weight"] = state[f"{decoder}out.weight"]
+    state[f"{decoder}decoderLSTM.embed_out_layer.bias"] = state[f"{decoder}out.bias"]

@@ -1,7 +1,8 @@
 """SGB's CausalAnalysisPredictor (causal TDE): the pair geometry, the effect arithmetic on a hand-built case,
-the moving averages, the counterfactual pass of the Motifs and VTransE contexts, weights without trained
-averages refused, training and testing in every mode on a tiny SynthVG, SGB checkpoint names and bad
-options. (Agreement with SGB's own code at 1e-4 relative is checked outside the repository, see the docs.)"""
+the moving averages, the counterfactual pass of the Motifs and VTransE contexts (VCTree's: test_relation_vctree),
+VCTree's tree-score loss, weights without trained averages refused, training and testing in every mode on a
+tiny SynthVG with the Motifs and the VCTree context, SGB checkpoint names and bad options. (Agreement with
+SGB's own code at 1e-4 relative is checked outside the repository, see the docs.)"""
 from __future__ import annotations
 
 import os
@@ -10,8 +11,10 @@ import pytest
 import torch
 from torch import nn
 
-from baseline_testing import EMBED_DIM, HIDDEN_DIM, NUM_CLASSES, ROI_DIM, all_pairs, context_inputs, random_images
-from relation_testing import SYNTHETIC_CAUSAL_CONFIG, TINY_MODEL_OPTS, mode_opts, tiny_synthetic_config
+from baseline_testing import (EMBED_DIM, HIDDEN_DIM, NUM_CLASSES, ROI_DIM, add_sgb_vctree_decoder_aliases, all_pairs,
+                              context_inputs, random_images, sgb_vctree_names)
+from relation_testing import (SYNTHETIC_CAUSAL_CONFIG, SYNTHETIC_CAUSAL_VCTREE_CONFIG, TINY_MODEL_OPTS, mode_opts,
+                              tiny_synthetic_config)
 from tool_loading import load_tool
 from rebalance_hca.config import load_config
 from rebalance_hca.data import make_data_loader
@@ -19,6 +22,7 @@ from rebalance_hca.engine.checkpoint import Checkpointer
 from rebalance_hca.modeling import build_model
 from rebalance_hca.modeling.relation_head.box_geometry import normalized_box_info, pair_box_info
 from rebalance_hca.modeling.relation_head.context import LSTMContext, ObjectContext, VTransEContext
+from rebalance_hca.modeling.relation_head.context.vctree import VCTreeContext, pair_score_loss
 from rebalance_hca.modeling.relation_head.context.counterfactual import AVERAGE_RATIO
 from rebalance_hca.modeling.relation_head.predictors import PredictorParts, build_predictor, registry
 from rebalance_hca.modeling.relation_head.predictors.causal import CausalAnalysisPredictor
@@ -186,6 +190,36 @@ def _motifs_causal_predictor(mode: str, fusion: str, effect: str) -> CausalAnaly
         frequency_bias_dropout=0.0, recipe=RebalanceRecipe())
 
 
+def _vctree_causal_predictor(mode: str, effect: str) -> CausalAnalysisPredictor:
+    torch.manual_seed(0)
+    pred_dist = torch.log_softmax(torch.randn(NUM_CLASSES, NUM_CLASSES, PREDICATES), 2)
+    context = VCTreeContext(mode, torch.randn(NUM_CLASSES, EMBED_DIM), torch.randn(NUM_CLASSES + 1, EMBED_DIM),
+                            pred_dist, ROI_DIM, HIDDEN_DIM, obj_layers=1, rel_layers=1, dropout_rate=0.0,
+                            effect_analysis=True)
+    return CausalAnalysisPredictor(
+        context, HIDDEN_DIM, ROI_DIM, PREDICATES, pred_dist, effect_analysis=True, spatial_for_vision=True,
+        fusion="sum", effect_type=effect, pairs_by_difference=False, frequency_bias_dropout=0.0,
+        recipe=RebalanceRecipe(), scores_trees=True)
+
+
+def test_vctree_layer_returns_the_tree_score_loss_and_asks_for_the_relation_matrix():
+    predictor = _vctree_causal_predictor("sgcls", "none").train()
+    assert predictor.uses_relation_adjacency
+    assert not _motifs_causal_predictor("sgcls", "sum", "none").uses_relation_adjacency
+    counts = [4, 3]
+    inputs = context_inputs(random_images(counts, seed=11), "sgcls", training=True)
+    inputs.relation_adjacency = [torch.ones(count, count, dtype=torch.int64) for count in counts]
+    pairs = all_pairs(counts)
+    context = predictor.object_context(inputs)
+    output = predictor.training_outputs(context, pairs, torch.randn(len(pairs), ROI_DIM),
+                                        torch.zeros(len(pairs), dtype=torch.int64))
+    assert set(output.losses) == {"auxiliary_ctx", "auxiliary_vis", "auxiliary_frq", "binary_loss"}
+    scores = predictor.context(inputs).pair_score_logits  # the same scores (the decoder's sampling comes after)
+    torch.testing.assert_close(output.losses["binary_loss"], pair_score_loss(scores, inputs.relation_adjacency))
+    output.losses["binary_loss"].backward()
+    assert predictor.context.bi_freq_prior.weight.grad is not None
+
+
 def test_motifs_context_keeps_averages_in_training_only():
     context = _motifs_context("predcls").train()
     images = random_images([4, 2], seed=5)
@@ -261,6 +295,17 @@ def test_an_effect_without_trained_averages_is_refused_at_loading_and_at_the_for
     predictor.load_state_dict({**trained, "untreated_spt": torch.zeros(32)})  # the factual logits need none
 
 
+@pytest.mark.parametrize("mode, missing", [("predcls", "context.untreated_edg_feat, untreated_spt"),
+                                           ("sgcls", "context.untreated_edg_feat, context.untreated_dcd_feat, "
+                                                     "untreated_spt")])
+def test_vctree_effect_without_trained_averages_is_refused(mode, missing):
+    predictor = _vctree_causal_predictor(mode, "TDE").eval()
+    with pytest.raises(ValueError, match=f"never trained.*: {missing};"):
+        predictor.object_context(context_inputs(random_images([3]), mode))
+    with pytest.raises(ValueError, match=f"never trained.*: {missing};"):
+        predictor.load_state_dict(predictor.state_dict())
+
+
 def test_the_test_tool_refuses_tde_from_weights_without_averages_in_one_line(tiny_synthvg, tmp_path):
     cfg = tiny_synthetic_config(SYNTHETIC_CAUSAL_CONFIG, tiny_synthvg, str(tmp_path / "out"))
     weights = Checkpointer(build_model(cfg), save_dir=str(tmp_path / "untrained")).save("model_final", 0)
@@ -285,20 +330,27 @@ def _batch(cfg, split="train"):
 
 
 @pytest.mark.parametrize("mode, layer, fusion", [("predcls", "motifs", "sum"), ("sgcls", "motifs", "gate"),
-                                                 ("sgdet", "motifs", "sum"), ("sgcls", "vtranse", "sum")])
+                                                 ("sgdet", "motifs", "sum"), ("sgcls", "vtranse", "sum"),
+                                                 ("predcls", "vctree", "sum"), ("sgcls", "vctree", "gate"),
+                                                 ("sgdet", "vctree", "sum")])
 def test_trains_and_tests_every_effect(tiny_synthvg, tmp_path, mode, layer, fusion):
+    config_file = SYNTHETIC_CAUSAL_VCTREE_CONFIG if layer == "vctree" else SYNTHETIC_CAUSAL_CONFIG
     layer_opts = ["MODEL.ROI_RELATION_HEAD.CAUSAL.CONTEXT_LAYER", layer,
                   "MODEL.ROI_RELATION_HEAD.CAUSAL.FUSION_TYPE", fusion]
-    cfg = _config(tiny_synthvg, tmp_path, mode, *layer_opts)
+    cfg = tiny_synthetic_config(config_file, tiny_synthvg, str(tmp_path / "out"), mode, *layer_opts)
     torch.manual_seed(0)
     model = build_model(cfg).train()
     losses = model(*_batch(cfg))
     auxiliary = {"auxiliary_ctx"} | ({"auxiliary_vis", "auxiliary_frq"} if fusion == "sum" else set())
-    assert set(losses) == {"loss_rel", "loss_refine_obj"} | auxiliary
+    tree_loss = {"binary_loss"} if layer == "vctree" else set()
+    assert set(losses) == {"loss_rel", "loss_refine_obj"} | auxiliary | tree_loss
+    if tree_loss:  # the head passed each image's relation matrix (SGDet: the untrained detector's boxes match
+        # no relation, and against all-zero targets the saturated initial prior's loss is exactly 0)
+        assert losses["binary_loss"].requires_grad and (mode == "sgdet" or float(losses["binary_loss"].detach()) > 0)
     sum(losses.values()).backward()
     assert [name for name, p in model.named_parameters() if name.startswith("relation_head.") and p.grad is None] == []
-    tested = build_model(_config(tiny_synthvg, tmp_path, mode, *layer_opts,
-                                 "MODEL.ROI_RELATION_HEAD.CAUSAL.EFFECT_TYPE", "TDE"))
+    tested = build_model(tiny_synthetic_config(config_file, tiny_synthvg, str(tmp_path / "out"), mode, *layer_opts,
+                                               "MODEL.ROI_RELATION_HEAD.CAUSAL.EFFECT_TYPE", "TDE"))
     tested.load_state_dict(model.state_dict())  # one training step has moved the averages
     test_images, test_targets = _batch(cfg, "test")
     for effect in ("TDE", "none"):  # NIE and TE: the hand-built case above
@@ -345,6 +397,30 @@ def test_from_sgb_state_maps_sgb_names():
         CausalAnalysisPredictor.from_sgb_state(sgb, mode="predcls")
 
 
+@pytest.mark.parametrize("mode", ["predcls", "sgcls"])
+def test_from_sgb_state_maps_the_vctree_layout(mode):
+    source = _vctree_causal_predictor(mode, "none")
+    with torch.no_grad():
+        for value in source.state_dict().values():
+            if value.is_floating_point():
+                value.add_(torch.randn(value.shape))  # every average and parameter distinct from its init
+    sgb = sgb_vctree_names(source.state_dict())
+    decoder = "context_layer.decoder_rnn."
+    if mode == "predcls":  # SGB builds the label decoder in PredCls too
+        sgb.update({f"{decoder}obj_embed.weight": torch.randn(2, 2), f"{decoder}out.weight": torch.randn(2, 2),
+                    f"{decoder}out.bias": torch.randn(2)})
+    add_sgb_vctree_decoder_aliases(sgb)
+    assert "context_layer.obj_ctx_rnn.multi_layer_lstm.0.treeLSTM_foreward.treeLSTM.px.weight" in sgb
+    mapped = CausalAnalysisPredictor.from_sgb_state(sgb, mode=mode)
+    target = _vctree_causal_predictor(mode, "TDE")
+    target.load_state_dict(mapped, strict=True)
+    assert all(torch.equal(target.state_dict()[key], value) for key, value in source.state_dict().items())
+    sgb["context_layer.decoder_rnn.decoderLSTM.embed_out_layer.bias"] = torch.ones(2)
+    sgb["attribute_head.weight"] = torch.zeros(1)
+    with pytest.raises(ValueError, match="attribute_head.weight" if mode == "predcls" else "embed_out_layer.bias"):
+        CausalAnalysisPredictor.from_sgb_state(sgb, mode=mode)
+
+
 def _tiny_cfg(*extra: str):
     return load_config(SYNTHETIC_CAUSAL_CONFIG, [*TINY_MODEL_OPTS, *extra])
 
@@ -354,7 +430,7 @@ def _tiny_cfg(*extra: str):
     (["CAUSAL.EFFECT_ANALYSIS", "False", "CAUSAL.EFFECT_TYPE", "TDE"], "EFFECT_TYPE 'TDE' needs .*EFFECT_ANALYSIS True"),
     (["CAUSAL.EFFECT_TYPE", "TIE"], "EFFECT_TYPE must be one of"),
     (["CAUSAL.FUSION_TYPE", "product"], "FUSION_TYPE must be one of"),
-    (["CAUSAL.CONTEXT_LAYER", "lstm"], "CONTEXT_LAYER must be one of motifs, vtranse"),
+    (["CAUSAL.CONTEXT_LAYER", "lstm"], "CONTEXT_LAYER must be one of motifs, vctree, vtranse"),
     (["CONTEXT_POOLING_DIM", "32"], r"CONTEXT_POOLING_DIM \(32\) must equal .*MLP_HEAD_DIM \(64\)"),
     (["CAUSAL.CONTEXT_LAYER", "vtranse", "CONTEXT_OBJ_LAYER", "2"],
      r"CONTEXT_OBJ_LAYER = 2: not an option of MODEL.ROI_RELATION_HEAD.CAUSAL.CONTEXT_LAYER 'vtranse'"),

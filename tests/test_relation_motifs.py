@@ -1,6 +1,7 @@
 """SGB's MotifPredictor: the leftright order, the highway decoder, batch independence, training and testing in
-every mode on a tiny SynthVG, the ReBalance recipe through the entry points, SGB checkpoint names and bad
-options. (Agreement with SGB's own code at 1e-4 relative is checked outside the repository, see the docs.)"""
+every mode on a tiny SynthVG, SGB checkpoint names and bad options (the ReBalance recipe:
+tests/test_relation_training.py, on every context). (Agreement with SGB's own code at 1e-4 relative is
+checked outside the repository, see the docs.)"""
 from __future__ import annotations
 
 import math
@@ -11,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from baseline_testing import (EMBED_DIM, HIDDEN_DIM, NUM_CLASSES, ROI_DIM, all_pairs, context_inputs, first_batch,
-                              random_images, run_recipe_through_entry_points, train_step_then_test)
+                              random_images, train_step_then_test)
 from relation_testing import SYNTHETIC_MOTIFS_CONFIG, TINY_MODEL_OPTS, tiny_synthetic_config
 from rebalance_hca.config import load_config
 from rebalance_hca.modeling import build_model
@@ -22,7 +23,6 @@ from rebalance_hca.modeling.relation_head.predictors.motifs import MotifPredicto
 from rebalance_hca.modeling.relation_head.predictors.rebalance import RebalanceRecipe
 
 MODES = ["predcls", "sgcls", "sgdet"]
-TEST_DATASET = "VG_stanford_filtered_with_attribute_test"
 
 
 def _boxes(x_ranges: list[tuple[float, float]]) -> torch.Tensor:
@@ -206,14 +206,6 @@ def test_without_vision_the_predictor_reads_no_union_features(tiny_synthvg, tmp_
     assert model.relation_head.union_features is None
     assert model.relation_head.predictor.general_classifier.freq_bias is None
     sum(model(*first_batch(cfg)).values()).backward()
-
-
-def test_the_rebalance_recipe_on_motifs_through_the_entry_points(tiny_synthvg, tmp_path):
-    changed, evaluation = run_recipe_through_entry_points(SYNTHETIC_MOTIFS_CONFIG, tiny_synthvg, str(tmp_path))
-    assert changed and all(".clean_classifier." in name for name in changed)
-    assert {name.split(".clean_classifier.")[1] for name in changed} == {
-        "rel_compress.weight", "rel_compress.bias", "freq_bias.obj_baseline.weight"}
-    assert 0.0 <= evaluation["sgg"]["mR@50"] <= 1.0
 
 
 # ------------------------------------------------------------------------------------ SGB names, options

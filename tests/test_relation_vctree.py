@@ -1,18 +1,19 @@
 """SGB's VCTree: the trees (hand cases, ties, lockstep over a batch), the level-batched tree LSTMs against
 hand computation and the node-at-a-time reference, the context against the SGB-style reference, the TDE
 counterfactual and moving averages, the predictor's logits and tree-score loss, SGB-state import, refused
-keys, batch invariance, and training and testing in the three modes and the two-stage recipe on SynthVG."""
+keys, batch invariance, and training and testing in the three modes on SynthVG (the two-stage recipe:
+tests/test_relation_training.py, on every context)."""
 from __future__ import annotations
 
 import math
 import os
-import re
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
+from baseline_testing import add_sgb_vctree_decoder_aliases, sgb_vctree_names
 from relation_testing import ROOT, TINY_RELATION_OPTS, mode_opts
 from tool_loading import load_tool
 from vctree_loop_reference import binary_parents, binary_tree, greedy_tree, reference_context, tree_lstm_stack
@@ -418,34 +419,16 @@ def test_relation_logits_are_ctx_compress_of_the_gated_pair_plus_the_frequency_b
     assert set(output.losses) == {"binary_loss"} and output.losses["binary_loss"].requires_grad
 
 
-# SGB's VCTreePredictor names, written here from SGB's modules independently of the import's table
-_SGB_NAMES = [
-    (r"^context\.(obj|edge)_ctx_rnn\.layers\.(\d+)\.up\.", r"context_layer.\1_ctx_rnn.multi_layer_lstm.\2.treeLSTM_foreward.treeLSTM."),
-    (r"^context\.(obj|edge)_ctx_rnn\.layers\.(\d+)\.down\.", r"context_layer.\1_ctx_rnn.multi_layer_lstm.\2.treeLSTM_backward.treeLSTM."),
-    (r"^context\.decoder_rnn\.cell\.", "context_layer.decoder_rnn.decoderLSTM."),
-    (r"^context\.", "context_layer."),
-    (r"^general_classifier\.", ""),
-]
-
-
 def _sgb_state(predictor: VCTreePredictor, mode: str) -> dict[str, torch.Tensor]:
     """The state SGB's VCTreePredictor would save for ``predictor``'s weights: SGB's names, the decoder's
     duplicate registrations, the decoder SGB builds in PredCls too, and the untreated averages of SGB's yaml."""
-    state = {}
-    for name, value in predictor.state_dict().items():
-        for pattern, replacement in _SGB_NAMES:
-            if re.match(pattern, name):
-                name = re.sub(pattern, replacement, name, count=1)
-                break
-        state[name] = value.clone()
+    state = sgb_vctree_names(predictor.state_dict())
     decoder = "context_layer.decoder_rnn."
     if mode == "predcls":
         state[f"{decoder}obj_embed.weight"] = torch.randn(NUM_CLASSES + 1, EMBED_DIM)
         state[f"{decoder}out.weight"], state[f"{decoder}out.bias"] = torch.randn(NUM_CLASSES, HIDDEN), torch.randn(NUM_CLASSES)
         state[f"{decoder}decoderLSTM.px.weight"] = torch.randn(HIDDEN, 1)
-    state[f"{decoder}decoderLSTM.embed_layer.weight"] = state[f"{decoder}obj_embed.weight"]
-    state[f"{decoder}decoderLSTM.embed_out_layer.weight"] = state[f"{decoder}out.weight"]
-    state[f"{decoder}decoderLSTM.embed_out_layer.bias"] = state[f"{decoder}out.bias"]
+    add_sgb_vctree_decoder_aliases(state)
     for name, size in (("untreated_dcd_feat", 3), ("untreated_obj_feat", 2), ("untreated_edg_feat", 1)):
         state[f"context_layer.{name}"] = torch.randn(size)
     return state
@@ -564,8 +547,6 @@ def test_trains_and_tests_in_every_mode(tiny_synthvg, tmp_path, mode):
 
 
 TRAIN = load_tool("relation_train_net")
-TEST = load_tool("relation_test_net")
-CONFUSION = load_tool("compute_confusion_matrix")
 
 
 def _args(data_dir: str, output_dir: str, mode: str, *overrides: str) -> list[str]:
@@ -573,27 +554,6 @@ def _args(data_dir: str, output_dir: str, mode: str, *overrides: str) -> list[st
             "GLOVE_DIR", os.path.join(data_dir, "vg"), "OUTPUT_DIR", output_dir, "SOLVER.MAX_ITER", "4",
             "SOLVER.CHECKPOINT_PERIOD", "4", "SOLVER.TO_VAL", "False", "SOLVER.WARMUP_ITERS", "2",
             "TEST.IMS_PER_BATCH", "2", *overrides]
-
-
-def test_the_two_stage_recipe_runs_on_vctree(tiny_synthvg, tmp_path):
-    stage1 = str(tmp_path / "stage1")
-    evaluation = TRAIN.main(_args(tiny_synthvg, stage1, "predcls"))
-    assert 0.0 <= evaluation["sgg"]["R@50"] <= 1.0
-    confusion_path = CONFUSION.main(_args(tiny_synthvg, stage1, "predcls"))
-    stage2 = str(tmp_path / "stage2")
-    stage2_opts = ["MODEL.ROI_RELATION_HEAD.WITH_CLEAN_CLASSIFIER", "True",
-                   "MODEL.ROI_RELATION_HEAD.WITH_TRANSFER_CLASSIFIER", "True",
-                   "MODEL.PRETRAINED_MODEL_CKPT", os.path.join(stage1, "model_final.pth"),
-                   "MODEL.ROI_RELATION_HEAD.CONFUSION_MATRIX", confusion_path]
-    TRAIN.main(_args(tiny_synthvg, stage2, "predcls", *stage2_opts, "--skip-test"))
-    weights = [torch.load(os.path.join(folder, "model_final.pth"), map_location="cpu", weights_only=True)["model"]
-               for folder in (stage1, stage2)]
-    changed = {name for name, value in weights[1].items()
-               if name not in weights[0] or not torch.equal(value, weights[0][name])}
-    assert changed and all(".clean_classifier." in name for name in changed)
-    assert {name for name in changed if name.endswith("ctx_compress.weight")}
-    tested = TEST.main(_args(tiny_synthvg, stage2, "predcls", *stage2_opts))
-    assert tested["sgg"]["mR@50"] >= 0.0
 
 
 @pytest.mark.parametrize("mode", ["sgcls", "sgdet"])

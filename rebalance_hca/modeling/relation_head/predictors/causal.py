@@ -21,7 +21,8 @@ ctx_compress(c_a)); SGB computes both sums and subtracts, which differs by float
 The transfer map of the recipe applies to the effect logits. Training adds SGB's auxiliary losses
 ``auxiliary_ctx`` = CE(ctx_compress(c_f)), ``auxiliary_vis`` = CE(vis_compress(union)), ``auxiliary_frq`` =
 CE(freq_bias[labels]) (the last two not with gate fusion), and keeps the moving averages (train mode only):
-untreated_spt (geometry), avg_post_ctx (c_f), untreated_feat (union); the context keeps its own.
+untreated_spt (geometry), avg_post_ctx (c_f), untreated_feat (union); the context keeps its own. On the
+vctree layer training also returns the context's tree-score loss ``binary_loss``, as SGB's does.
 """
 from __future__ import annotations
 
@@ -42,8 +43,11 @@ from .motifs import MOTIFS_CONTEXT_KEYS, motifs_context
 from .rebalance import GENERAL_CLASSIFIER, REBALANCE_KEYS, RebalancedPredictor, RebalanceRecipe, build_rebalance_recipe
 from .registry import PredictorParts, non_default_options, option_settings, register_predictor
 from .sgb_names import decoder_rule, rename_sgb_state
+from .vctree import BINARY_LOSS, VCTREE_CONTEXT_KEYS, rename_sgb_vctree_keys, vctree_context
 
 CAUSAL_KEY = "MODEL.ROI_RELATION_HEAD.CAUSAL"
+SGB_VCTREE_CONTEXT_KEY = "context_layer.bi_freq_prior.weight"
+"""A key that only SGB's VCTree context has: it marks an SGB causal state of CAUSAL.CONTEXT_LAYER vctree."""
 EFFECT_TYPES = ("none", "TDE", "NIE", "TE")
 FUSION_TYPES = ("sum", "gate")
 GEOMETRY_DIM = 32
@@ -59,11 +63,14 @@ class CausalContextLayer:
     """A context the predictor runs on (CAUSAL.CONTEXT_LAYER): ``build(cfg, parts, effect_analysis)`` returns
     a module that follows the counterfactual protocol (``context.counterfactual``), configured by ``keys``
     (MODEL.ROI_RELATION_HEAD option keys); ``pairs_by_difference``: SGB's vtranse layout (post_emb H -> 2Pd,
-    head − tail, no post_cat, ctx_compress without bias and with PyTorch's default initialisation)."""
+    head − tail, no post_cat, ctx_compress without bias and with PyTorch's default initialisation);
+    ``scores_trees``: the context learns tree scores from each image's relation matrix in training (VCTree:
+    its output carries ``binary_loss``, which the predictor returns)."""
 
     build: Callable[..., nn.Module]
     keys: tuple[str, ...]
     pairs_by_difference: bool = False
+    scores_trees: bool = False
 
 
 def vtranse_context(cfg, parts: PredictorParts, effect_analysis: bool) -> VTransEContext:
@@ -74,6 +81,7 @@ def vtranse_context(cfg, parts: PredictorParts, effect_analysis: bool) -> VTrans
 
 CAUSAL_CONTEXT_LAYERS: dict[str, CausalContextLayer] = {
     "motifs": CausalContextLayer(motifs_context, MOTIFS_CONTEXT_KEYS),
+    "vctree": CausalContextLayer(vctree_context, VCTREE_CONTEXT_KEYS, scores_trees=True),
     "vtranse": CausalContextLayer(vtranse_context, ("CONTEXT_HIDDEN_DIM",), pairs_by_difference=True),
 }
 """CAUSAL.CONTEXT_LAYER -> its context. Another context that follows the protocol is one more entry."""
@@ -87,6 +95,7 @@ class CausalObjectContext(ObjectContext):
     At test time with an effect: counterfactual_edge_context (N, d) and counterfactual_probabilities (N, C)
     of the counterfactual pass, and, where the frequency term does not cancel, subject_bias /
     counterfactual_subject_bias (N, C, P): Σ_x p_s[x] · bias[x, y, :] per object, under p and q.
+    binary_loss: scalar, the factual pass's tree-score loss of a context that scores trees (vctree), else None.
     """
 
     box_info: Tensor | None = None
@@ -95,6 +104,7 @@ class CausalObjectContext(ObjectContext):
     counterfactual_probabilities: Tensor | None = None
     subject_bias: Tensor | None = None
     counterfactual_subject_bias: Tensor | None = None
+    binary_loss: Tensor | None = None
 
 
 class CausalClassifier(nn.Module):
@@ -146,8 +156,10 @@ class CausalAnalysisPredictor(RebalancedPredictor):
 
     context: a context of ``CAUSAL_CONTEXT_LAYERS``; hidden_dim: H; pooling_dim: Pd (= the union width D);
     pred_dist: (C, C, P); effect_analysis, spatial_for_vision, fusion, effect_type: CAUSAL.EFFECT_ANALYSIS,
-    SPATIAL_FOR_VISION, FUSION_TYPE, EFFECT_TYPE; pairs_by_difference: the vtranse layout
-    (``CausalContextLayer``); recipe: the clean classifier and the transfer map.
+    SPATIAL_FOR_VISION, FUSION_TYPE, EFFECT_TYPE; pairs_by_difference: the vtranse layout, scores_trees: a
+    context whose output carries a tree-score ``binary_loss`` (vctree; the head then passes each image's
+    relation matrix, ``uses_relation_adjacency``) (``CausalContextLayer``); recipe: the clean classifier and
+    the transfer map.
 
     Buffers (SGB's, zero at init): untreated_spt (32), untreated_conv_spt (Pd; kept for SGB's checkpoints,
     always zero: SEPARATE_SPATIAL is refused), avg_post_ctx (Pd), untreated_feat (Pd). A test-time effect
@@ -156,7 +168,8 @@ class CausalAnalysisPredictor(RebalancedPredictor):
 
     def __init__(self, context: nn.Module, hidden_dim: int, pooling_dim: int, num_predicates: int,
                  pred_dist: Tensor, effect_analysis: bool, spatial_for_vision: bool, fusion: str, effect_type: str,
-                 pairs_by_difference: bool, frequency_bias_dropout: float, recipe: RebalanceRecipe) -> None:
+                 pairs_by_difference: bool, frequency_bias_dropout: float, recipe: RebalanceRecipe,
+                 scores_trees: bool = False) -> None:
         super().__init__()
         if fusion not in FUSION_TYPES:
             raise ValueError(f"{CAUSAL_KEY}.FUSION_TYPE must be one of {FUSION_TYPES}, got {fusion!r}")
@@ -169,6 +182,7 @@ class CausalAnalysisPredictor(RebalancedPredictor):
         self.effect_analysis, self.spatial_for_vision = effect_analysis, spatial_for_vision
         self.fusion, self.effect_type = fusion, effect_type
         self.pairs_by_difference = pairs_by_difference
+        self.uses_relation_adjacency = scores_trees
         if pairs_by_difference:
             self.post_emb = post_embedding(hidden_dim, 2 * pooling_dim)
             self.post_cat = None
@@ -216,7 +230,8 @@ class CausalAnalysisPredictor(RebalancedPredictor):
                               zip(inputs.boxes.split(inputs.num_objects), inputs.image_sizes)])
         probabilities = F.softmax(factual.object_logits.detach().float(), dim=1)
         result = CausalObjectContext(factual.object_logits, factual.object_labels, factual.edge_context,
-                                     box_info=box_info, probabilities=probabilities)
+                                     box_info=box_info, probabilities=probabilities,
+                                     binary_loss=factual.binary_loss if self.uses_relation_adjacency else None)
         if self.training or self.effect_type == "none":
             return result
         self.check_test_averages()
@@ -255,7 +270,8 @@ class CausalAnalysisPredictor(RebalancedPredictor):
 
     def training_outputs(self, context: CausalObjectContext, pairs: Tensor, union_features: Tensor,
                          pair_labels: Tensor) -> PredictorOutput:
-        """The factual logits, SGB's auxiliary losses (every call), and in train mode the averages' update."""
+        """The factual logits, SGB's auxiliary losses and on the vctree layer ``binary_loss`` (every call), and
+        in train mode the averages' update."""
         context_rep, geometry = self.factual_context(context, pairs)
         labels = context.object_labels[pairs]
         classifier = self.active_classifier
@@ -264,6 +280,8 @@ class CausalAnalysisPredictor(RebalancedPredictor):
         if self.fusion != "gate":
             losses["auxiliary_vis"] = F.cross_entropy(classifier.vis_compress(union_features).float(), pair_labels)
             losses["auxiliary_frq"] = F.cross_entropy(classifier.freq_bias(labels).float(), pair_labels)
+        if self.uses_relation_adjacency:
+            losses[BINARY_LOSS] = context.binary_loss
         if self.training:
             if self.spatial_for_vision:
                 update_moving_average(self.untreated_spt, geometry)
@@ -310,23 +328,35 @@ class CausalAnalysisPredictor(RebalancedPredictor):
     def from_sgb_state(cls, sgb_state: Mapping[str, Tensor], recipe_prefix: str = GENERAL_CLASSIFIER,
                        mode: str | None = None) -> dict[str, Tensor]:
         """SGB's CausalAnalysisPredictor state (keys relative to ``roi_heads.relation.predictor.``) as ours:
-        ``context_layer.*`` -> ``context.*`` (its untreated averages included), ``vis_compress``,
-        ``ctx_compress``, ``ctx_gate_fc`` and ``freq_bias`` under ``recipe_prefix``, the rest (post_emb,
-        post_cat, spt_emb, the four averages) by name. With ``mode`` "predcls" SGB's unused label decoder is
-        dropped (the context's own parts are not checked here: they differ per CAUSAL.CONTEXT_LAYER). ValueError naming every SGB key that does not map and every part of ours left unfilled."""
+        ``context_layer.*`` -> ``context.*`` (its untreated averages included; a state of the vctree layer,
+        recognised by ``SGB_VCTREE_CONTEXT_KEY``, with VCTree's renames of ``rename_sgb_vctree_keys``),
+        ``vis_compress``, ``ctx_compress``, ``ctx_gate_fc`` and ``freq_bias`` under ``recipe_prefix``, the rest
+        (post_emb, post_cat, spt_emb, the four averages) by name. With ``mode`` "predcls" SGB's unused label
+        decoder is dropped (the context's own parts are not checked here: they differ per
+        CAUSAL.CONTEXT_LAYER). ValueError naming every SGB key that does not map and every part of ours left
+        unfilled."""
         decoder_dropped, _ = decoder_rule(mode)
         classifier_parts = ("vis_compress", "ctx_compress", "ctx_gate_fc", "freq_bias")
         averages = ("untreated_spt", "untreated_conv_spt", "avg_post_ctx", "untreated_feat")
-        return rename_sgb_state(
-            sgb_state,
-            renames=[("context_layer.", "context."),
-                     *((f"{name}.", f"{recipe_prefix}.{name}.") for name in classifier_parts),
-                     *((f"{name}.", f"{name}.") for name in ("post_emb", "post_cat", "spt_emb")),
-                     *((name, name) for name in averages)],
-            dropped=decoder_dropped,
-            required=["context.", "post_emb.", f"{recipe_prefix}.vis_compress.",
-                      f"{recipe_prefix}.ctx_compress.", f"{recipe_prefix}.freq_bias.", *averages],
-            predictor="CausalAnalysisPredictor")
+        renames = [*((f"{name}.", f"{recipe_prefix}.{name}.") for name in classifier_parts),
+                   *((f"{name}.", f"{name}.") for name in ("post_emb", "post_cat", "spt_emb")),
+                   *((name, name) for name in averages)]
+        required = ["post_emb.", f"{recipe_prefix}.vis_compress.", f"{recipe_prefix}.ctx_compress.",
+                    f"{recipe_prefix}.freq_bias.", *averages]
+        if SGB_VCTREE_CONTEXT_KEY not in sgb_state:
+            return rename_sgb_state(sgb_state, renames=[("context_layer.", "context."), *renames],
+                                    dropped=decoder_dropped, required=["context.", *required],
+                                    predictor="CausalAnalysisPredictor")
+        context_state, unknown, differing = rename_sgb_vctree_keys(
+            {key: value for key, value in sgb_state.items() if key.startswith("context_layer.")}, recipe_prefix,
+            mode, keep_averages=True)
+        if differing:
+            raise ValueError("SGB CausalAnalysisPredictor state does not map onto ours; its VCTree decoder "
+                             f"duplicates differ from the tensors they repeat: {', '.join(differing)}")
+        rest = rename_sgb_state({key: value for key, value in sgb_state.items()
+                                 if not key.startswith("context_layer.") or key in unknown},
+                                renames=renames, dropped=(), required=required, predictor="CausalAnalysisPredictor")
+        return {**context_state, **rest}
 
 
 def _refuse_untrained_test_averages(predictor: CausalAnalysisPredictor, incompatible_keys) -> None:
@@ -368,4 +398,5 @@ def build_causal_predictor(cfg, parts: PredictorParts) -> CausalAnalysisPredicto
         pooling_dim=head.CONTEXT_POOLING_DIM, num_predicates=head.NUM_CLASSES, pred_dist=parts.pred_dist,
         effect_analysis=causal.EFFECT_ANALYSIS, spatial_for_vision=causal.SPATIAL_FOR_VISION,
         fusion=causal.FUSION_TYPE, effect_type=causal.EFFECT_TYPE, pairs_by_difference=layer.pairs_by_difference,
-        frequency_bias_dropout=head.FREQUENCY_BIAS_DROPOUT, recipe=build_rebalance_recipe(cfg, parts))
+        frequency_bias_dropout=head.FREQUENCY_BIAS_DROPOUT, recipe=build_rebalance_recipe(cfg, parts),
+        scores_trees=layer.scores_trees)

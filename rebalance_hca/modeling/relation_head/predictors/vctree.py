@@ -104,23 +104,7 @@ class VCTreePredictor(RebalancedPredictor):
         original, and every key of the predictor the state implies (its tree-LSTM depths, decoder and
         ``up_dim``, read from the SGB keys) that the state does not fill.
         """
-        if mode not in (None, "predcls", "sgcls", "sgdet"):
-            raise ValueError(f"mode must be None, 'predcls', 'sgcls' or 'sgdet', got {mode!r}")
-        dropped = ("context_layer.untreated_", *(("context_layer.decoder_rnn.",) if mode == "predcls" else ()))
-        mapped, unknown, differing = {}, [], []
-        for key, value in sgb_state.items():
-            if key.startswith(dropped):
-                continue
-            alias = _SGB_DECODER_ALIASES.get(key)
-            if alias is not None:
-                if alias not in sgb_state or not torch.equal(sgb_state[alias], value):
-                    differing.append(key)
-                continue
-            ours = _our_key(key, recipe_prefix)
-            if ours is None:
-                unknown.append(key)
-            else:
-                mapped[ours] = value
+        mapped, unknown, differing = rename_sgb_vctree_keys(sgb_state, recipe_prefix, mode, keep_averages=False)
         with_decoder = mode in ("sgcls", "sgdet") or (
             mode is None and any(key.startswith("context.decoder_rnn.") for key in mapped))
         expected = _implied_keys(mapped, recipe_prefix, with_decoder)
@@ -136,6 +120,39 @@ class VCTreePredictor(RebalancedPredictor):
         if problems:
             raise ValueError("; ".join(problems))
         return mapped
+
+
+def rename_sgb_vctree_keys(sgb_state: Mapping[str, Tensor], recipe_prefix: str, mode: str | None,
+                           keep_averages: bool) -> tuple[dict[str, Tensor], list[str], list[str]]:
+    """SGB's VCTree keys (those of its ``VCTreePredictor``, or the ``context_layer.*`` of its causal predictor
+    on CAUSAL.CONTEXT_LAYER vctree) renamed to ours, without any check of completeness.
+
+    mode: as in ``VCTreePredictor.from_sgb_state`` ("predcls" drops SGB's unused label decoder);
+    keep_averages: map SGB's ``context_layer.untreated_*`` averages to ``context.untreated_*`` (the causal
+    predictor reads them) instead of dropping them. SGB's duplicate decoder registrations are dropped after
+    a check that they equal the tensors they repeat. Returns (the renamed state, the SGB keys that map to
+    nothing, the duplicates that differ).
+    """
+    if mode not in (None, "predcls", "sgcls", "sgdet"):
+        raise ValueError(f"mode must be None, 'predcls', 'sgcls' or 'sgdet', got {mode!r}")
+    dropped = (*(() if keep_averages else ("context_layer.untreated_",)),
+               *(("context_layer.decoder_rnn.",) if mode == "predcls" else ()))
+    mapped, unknown, differing = {}, [], []
+    for key, value in sgb_state.items():
+        if key.startswith(dropped):
+            continue
+        alias = _SGB_DECODER_ALIASES.get(key)
+        if alias is not None:
+            if alias not in sgb_state or not torch.equal(sgb_state[alias], value):
+                differing.append(key)
+            continue
+        ours = _our_key(key, recipe_prefix)
+        if ours is None:
+            unknown.append(key)
+        else:
+            mapped[ours] = value
+    return mapped, unknown, differing
+
 
 _SGB_DECODER_ALIASES = {
     "context_layer.decoder_rnn.decoderLSTM.embed_layer.weight": "context_layer.decoder_rnn.obj_embed.weight",
