@@ -47,6 +47,7 @@ def _logged_losses(output_dir: str) -> dict[int, float]:
     return {int(m.group(1)): float(m.group(2)) for m in matches if m}
 
 
+@pytest.mark.slow
 def test_short_pretraining_lowers_the_loss_and_reaches_a_nontrivial_map(synthvg, tmp_path):
     output_dir = str(tmp_path / "run")
     result = TOOL.main(_args(synthvg, output_dir, "SOLVER.MAX_ITER", "300", "SOLVER.STEPS", "(250,)",
@@ -93,6 +94,7 @@ def uninterrupted_weights(resume_synthvg, tmp_path_factory) -> dict[str, torch.T
     return torch.load(os.path.join(output_dir, "model_final.pth"), weights_only=True)["model"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("num_workers", [0, 1])
 def test_resumed_run_reproduces_the_uninterrupted_one_exactly(resume_synthvg, uninterrupted_weights, num_workers,
                                                               tmp_path):

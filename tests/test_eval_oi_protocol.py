@@ -135,6 +135,7 @@ def _renamed(real_name):
     return dataset_name
 
 
+@pytest.mark.slow
 def test_an_openimage_test_set_is_evaluated_with_the_oi_protocol_through_the_entry_points(
         tiny_synthvg, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(relation_runs, "dataset_name", _renamed(relation_runs.dataset_name))

@@ -284,6 +284,7 @@ def _batch(cfg, split="train"):
     return images, targets
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode, layer, fusion", [("predcls", "motifs", "sum"), ("sgcls", "motifs", "gate"),
                                                  ("sgdet", "motifs", "sum"), ("sgcls", "vtranse", "sum")])
 def test_trains_and_tests_every_effect(tiny_synthvg, tmp_path, mode, layer, fusion):

@@ -194,6 +194,7 @@ def _batch(cfg, split="train"):
     return images, targets
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", MODES)
 def test_trains_and_tests_in_every_mode(tiny_synthvg, tmp_path, mode):
     cfg = _config(tiny_synthvg, tmp_path, mode)
@@ -218,6 +219,7 @@ def test_trains_and_tests_in_every_mode(tiny_synthvg, tmp_path, mode):
         assert bool((prediction["labels"] >= 1).all())
 
 
+@pytest.mark.slow
 def test_without_vision_the_predictor_reads_no_union_features(tiny_synthvg, tmp_path):
     cfg = _config(tiny_synthvg, tmp_path, "predcls", "MODEL.ROI_RELATION_HEAD.PREDICT_USE_VISION", "False",
                   "MODEL.ROI_RELATION_HEAD.PREDICT_USE_BIAS", "False")
@@ -234,6 +236,7 @@ def _args(data_dir: str, output_dir: str, *overrides: str) -> list[str]:
             "SOLVER.WARMUP_ITERS", "2", "TEST.IMS_PER_BATCH", "2", *overrides]
 
 
+@pytest.mark.slow
 def test_the_rebalance_recipe_on_motifs_through_the_entry_points(tiny_synthvg, tmp_path):
     train, test, confusion = (load_tool(name) for name in
                               ("relation_train_net", "relation_test_net", "compute_confusion_matrix"))

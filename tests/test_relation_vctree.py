@@ -535,6 +535,7 @@ def _batch(cfg, split: str = "train"):
     return images, targets
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", MODES)
 def test_trains_and_tests_in_every_mode(tiny_synthvg, tmp_path, mode):
     # CAUSAL.EFFECT_ANALYSIS, set by SGB's yaml for every predictor, is accepted (VCTree keeps no averages)
@@ -575,6 +576,7 @@ def _args(data_dir: str, output_dir: str, mode: str, *overrides: str) -> list[st
             "TEST.IMS_PER_BATCH", "2", *overrides]
 
 
+@pytest.mark.slow
 def test_the_two_stage_recipe_runs_on_vctree(tiny_synthvg, tmp_path):
     stage1 = str(tmp_path / "stage1")
     evaluation = TRAIN.main(_args(tiny_synthvg, stage1, "predcls"))
@@ -596,6 +598,7 @@ def test_the_two_stage_recipe_runs_on_vctree(tiny_synthvg, tmp_path):
     assert tested["sgg"]["mR@50"] >= 0.0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["sgcls", "sgdet"])
 def test_trains_and_tests_through_the_entry_points(tiny_synthvg, tmp_path, mode):
     evaluation = TRAIN.main(_args(tiny_synthvg, str(tmp_path / mode), mode))
