@@ -25,8 +25,9 @@ from typing import Sequence
 from rebalance_hca.data import build_dataset, family_of
 from rebalance_hca.data.build import dataset_name
 from rebalance_hca.engine import launch
-from rebalance_hca.engine.relation_inference import groundtruth_for_evaluation, train_split_inputs
-from rebalance_hca.evaluation import evaluation_mode, load_predictions
+from rebalance_hca.engine.relation_runs import evaluate_predictions_file
+from rebalance_hca.evaluation.predictions_io import iter_predictions, read_predictions_header
+from rebalance_hca.modeling import relation_mode
 from rebalance_hca.utils.cli import UserInputError, run_tool, user_errors
 
 
@@ -47,9 +48,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
     args = parse_args(argv)
     cfg = launch.load_tool_config(args)
     with user_errors("reading the predictions"):
-        saved = load_predictions(args.predictions)
-    head = cfg.MODEL.ROI_RELATION_HEAD
-    config_mode = evaluation_mode(head.USE_GT_BOX, head.USE_GT_OBJECT_LABEL)
+        saved = read_predictions_header(args.predictions)
+    config_mode = relation_mode(cfg)
     if saved["mode"] != config_mode:
         raise UserInputError(f"{args.predictions}: predictions are for {saved['mode']}, the config describes "
                              f"{config_mode} (MODEL.ROI_RELATION_HEAD.USE_GT_BOX / USE_GT_OBJECT_LABEL)")
@@ -67,27 +67,18 @@ def main(argv: Sequence[str] | None = None) -> dict:
     if saved["num_predicates"] != num_predicates:
         raise UserInputError(f"{args.predictions}: {saved['num_predicates']} predicates, the dataset has "
                              f"{num_predicates}")
-    groundtruths = [groundtruth_for_evaluation(dataset, int(index)) for index in image_ids]
-    output_dir = args.output_dir or os.path.dirname(os.path.abspath(args.predictions))
     name = dataset_name(cfg, args.split)
     protocol = family_of(name).protocol
-    problem = protocol.unusable_predictions(saved["predictions"])
+    with user_errors("reading the predictions"):
+        problem = protocol.unusable_predictions(prediction for _, prediction in iter_predictions(args.predictions))
     if problem:
         raise UserInputError(f"{args.predictions}: {problem} (the {args.split} split is {name}); write the file "
                              f"with tools/relation_test_net.py on this split")
-    with user_errors("reading the zero-shot triplets and the train split's predicate counts"):
-        zeroshot, predicate_counts, train_metadata = train_split_inputs(cfg, protocol, dataset, args.split,
-                                                                        num_predicates, args.zeroshot_triplets)
-    evaluation = protocol.evaluate(
-        groundtruths, saved["predictions"], saved["mode"], dataset.ind_to_predicates,
-        class_names=dataset.ind_to_classes, image_ids=image_ids, zeroshot_triplets=zeroshot,
-        predicate_counts=predicate_counts, iou_threshold=cfg.TEST.RELATION.IOU_THRESHOLD,
-        with_detection=not args.no_detection)
+    output_dir = args.output_dir or os.path.dirname(os.path.abspath(args.predictions))
+    evaluation, paths = evaluate_predictions_file(
+        cfg, protocol, dataset, args.split, os.path.abspath(args.predictions), output_dir, args.zeroshot_triplets,
+        with_detection=not args.no_detection, whole_split=False)
     print(evaluation["report"], end="")
-    paths = protocol.write_report_files(output_dir, args.split, evaluation, dataset.ind_to_predicates,
-                                        predicate_counts, extra={"split": args.split,
-                                                                 "predictions": os.path.abspath(args.predictions),
-                                                                 **train_metadata})
     print("wrote " + ", ".join(paths.values()))
     return evaluation
 
