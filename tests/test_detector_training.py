@@ -16,6 +16,7 @@ import torch
 from tool_loading import load_tool
 from rebalance_hca.data.synthetic import SynthVGOptions, write_synthvg
 from rebalance_hca.engine.checkpoint import LAST_CHECKPOINT_FILE
+from rebalance_hca.utils.cli import UserInputError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = os.path.join(ROOT, "configs", "synthetic", "detector_R18_FPN.yaml")
@@ -120,15 +121,15 @@ def test_resumed_run_reproduces_the_uninterrupted_one_exactly(resume_synthvg, un
 
 
 def test_cli_bad_input_gives_clear_errors(synthvg, tmp_path):
-    with pytest.raises(FileNotFoundError, match="missing.pth"):
+    with pytest.raises(UserInputError, match="checkpoint not found: .*missing.pth"):
         TOOL.main(_args(synthvg, str(tmp_path / "fresh"), "MODEL.WEIGHT", str(tmp_path / "missing.pth"),
                         "--skip-test"))
-    with pytest.raises(ValueError, match="MODEL.RELATION_ON False"):
+    with pytest.raises(UserInputError, match="MODEL.RELATION_ON False"):
         TOOL.main(_args(synthvg, str(tmp_path / "rel"), "MODEL.RELATION_ON", "True"))
-    with pytest.raises(ValueError, match="valid names"):
+    with pytest.raises(UserInputError, match="valid names"):
         TOOL.main(_args(synthvg, str(tmp_path / "body"), "MODEL.BACKBONE.CONV_BODY", "R-152-FPN"))
     if not torch.cuda.is_available():
-        with pytest.raises(RuntimeError, match="MODEL.DEVICE cpu"):
+        with pytest.raises(UserInputError, match="MODEL.DEVICE cpu"):
             TOOL.main(_args(synthvg, str(tmp_path / "cuda"), "MODEL.DEVICE", "cuda"))
 
 
