@@ -2,7 +2,6 @@
 contract as ``VGDataset`` (targets as ``scene_graph_dataset`` describes)."""
 from __future__ import annotations
 
-import os
 from typing import Callable
 
 import numpy as np
@@ -83,26 +82,17 @@ class OIDataset(SceneGraphDataset):
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         if (rebalance is not None or resampling is not None) and split != "train":
             raise ValueError("stage-2 rebalancing and bi-level resampling apply to the train split only")
-        self.split = split
-        self.img_dir = img_dir
-        self.transforms = transforms
-        self.filter_duplicate_rels = filter_duplicate_rels and split == "train"
         vocabulary = load_oi_vocabulary(dict_file)
-        self.ind_to_classes = vocabulary.ind_to_classes
-        self.ind_to_predicates = vocabulary.ind_to_predicates
+        self._set_split_options(split, img_dir, transforms, filter_duplicate_rels, vocabulary.ind_to_classes,
+                                vocabulary.ind_to_predicates)
         self.ind_to_attributes = ["__background__"]
         self.ann_file = ann_file
         self.annotations = load_oi_annotations(ann_file)
         check_vocabulary_fits(self.annotations, dict_file, vocabulary)
-        if not os.path.isdir(img_dir):
-            raise DataFormatError(f"image folder (img_dir) not found: {img_dir}")
-        self.labels = self.annotations.labels
-        self.index: SplitIndex = select_oi_split(self.annotations, filter_empty_rels or split != "train", num_im,
-                                                 rebalance)
-        rows = self.index.image_rows
-        self.widths = self.annotations.widths[rows]
-        self.heights = self.annotations.heights[rows]
-        self.resampling = self.bilevel_resampling(resampling) if resampling is not None else None
+        self._check_image_folder()
+        index = select_oi_split(self.annotations, filter_empty_rels or split != "train", num_im, rebalance)
+        self._set_split_images(self.annotations.labels, index, self.annotations.widths, self.annotations.heights,
+                               resampling)
 
     def image_boxes(self, index: int) -> np.ndarray:
         start = self.index.box_start[index]
