@@ -27,30 +27,27 @@ import time
 from functools import partial
 from typing import Sequence
 
-from rebalance_hca.config import load_config
 from rebalance_hca.data import build_dataset
 from rebalance_hca.data.build import MODES
 from rebalance_hca.data.checks import (Findings, check_glove, check_images, check_rebalanced_split, check_samples,
                                        check_statistics, predicate_long_tail, problems_recorded, summarize_split,
                                        verdict)
-from rebalance_hca.utils.cli import run_tool, user_errors
+from rebalance_hca.engine import launch
+from rebalance_hca.utils.cli import UserInputError, run_tool, user_errors
 
 DEFAULT_WORKERS = min(8, os.cpu_count() or 1)
 
 
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config-file", default="", metavar="FILE", help="path to the yaml config")
+def extra_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-samples", type=int, default=4, help="samples per split to load and transform")
     parser.add_argument("--full", action="store_true", help="decode every image of every split")
     parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS,
                         help=f"threads decoding images with --full (default {DEFAULT_WORKERS})")
-    parser.add_argument("opts", nargs="*", default=[], help="config overrides as KEY VALUE pairs")
-    args, unknown = parser.parse_known_args(argv)
-    args.opts = [*args.opts, *unknown]  # flags may also follow the overrides
-    if args.workers < 1:
-        parser.error(f"--workers must be at least 1, got {args.workers}")
-    return args
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    return launch.parse_args("Check a dataset for what relation training will read, and summarise it", argv,
+                             extra_arguments)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -59,8 +56,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     Raises UserInputError when the config cannot be read or the splits cannot be built.
     """
     args = parse_args(argv)
-    with user_errors("reading the config"):
-        cfg = load_config(args.config_file, args.opts)
+    if args.workers < 1:
+        raise UserInputError(f"--workers must be at least 1, got {args.workers}")
+    cfg = launch.load_tool_config(args)
     start = time.perf_counter()
     with user_errors("building the splits"):
         datasets = {mode: build_dataset(cfg, mode) for mode in MODES}
