@@ -35,8 +35,9 @@ class SceneGraphDataset(torch.utils.data.Dataset):
     A subclass sets ``split``, ``img_dir``, ``transforms``, ``filter_duplicate_rels`` (train only),
     ``ind_to_classes``, ``ind_to_predicates``, ``ind_to_attributes``, ``labels`` ((N_all,) int64, the flat
     object classes that ``index.box_start`` points into), ``index`` (a ``SplitIndex``), ``widths`` and
-    ``heights`` ((I,) int64 original sizes), ``resampling`` (None or ``self.bilevel_resampling(options)``), and
-    implements
+    ``heights`` ((I,) int64 original sizes), ``resampling`` (None or ``self.bilevel_resampling(options)``):
+    its constructor calls ``_set_split_options`` first, ``_check_image_folder`` once its annotations are read
+    and ``_set_split_images`` last; and it implements
     ``image_boxes`` (original-frame boxes), ``image_attributes``, ``file_name`` and ``image_id``.
     ``SIZE_SOURCE`` names the file that lists the image sizes (for messages).
     """
