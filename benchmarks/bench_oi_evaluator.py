@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from eval_common import agree, ranked_prediction, run  # noqa: E402
+from eval_common import agree, random_groundtruth, ranked_prediction, run  # noqa: E402
 from rebalance_hca.evaluation import OIEvaluator  # noqa: E402
 from oi_loop_reference import OILoopReference  # noqa: E402
 
@@ -39,17 +39,10 @@ NUM_CLASSES, NUM_PREDICATES, NUM_DETECTIONS = 602, 31, 23
 
 def make_image(rng: np.random.Generator) -> tuple[dict, dict]:
     """One OIv6-test-like SGDet (groundtruth, prediction) pair."""
-    num_objects = int(rng.integers(3, 10))
-    top_left = rng.uniform(0, 600, (num_objects, 2))
-    gt_boxes = np.concatenate([top_left, top_left + rng.uniform(20, 400, (num_objects, 2))], 1).round()
-    gt_boxes = gt_boxes.astype(np.float32)
-    gt_labels = rng.integers(1, NUM_CLASSES, num_objects)
-    num_relations = int(rng.integers(1, 6))
-    subjects = rng.integers(0, num_objects, num_relations)
-    objects = (subjects + rng.integers(1, num_objects, num_relations)) % num_objects
-    relations = np.column_stack([subjects, objects, rng.integers(1, NUM_PREDICATES, num_relations)])
-    groundtruth = {"boxes": gt_boxes, "labels": gt_labels, "relations": relations}
-    source = rng.integers(0, num_objects, NUM_DETECTIONS)
+    groundtruth = random_groundtruth(rng, num_objects=(3, 10), num_relations=(1, 6), extent=600, box_size=(20, 400),
+                                     num_classes=NUM_CLASSES, num_predicates=NUM_PREDICATES, whole_pixels=True)
+    gt_boxes, gt_labels, relations = groundtruth["boxes"], groundtruth["labels"], groundtruth["relations"]
+    source = rng.integers(0, len(gt_boxes), NUM_DETECTIONS)
     boxes = (gt_boxes[source] + rng.normal(0, 10, (NUM_DETECTIONS, 4))).astype(np.float32)
     labels = np.where(rng.random(NUM_DETECTIONS) < 0.7, gt_labels[source], rng.integers(1, NUM_CLASSES,
                                                                                           NUM_DETECTIONS))

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from eval_common import agree, ranked_prediction, run  # noqa: E402
+from eval_common import agree, random_groundtruth, ranked_prediction, run  # noqa: E402
 from rebalance_hca.evaluation import SGGEvaluator  # noqa: E402
 from sgg_loop_reference import LoopReferenceEvaluator  # noqa: E402
 
@@ -35,15 +35,10 @@ NUM_CLASSES, NUM_PREDICATES = 151, 51
 
 def make_image(rng: np.random.Generator, mode: str) -> tuple[dict, dict]:
     """One VG-test-like (groundtruth, prediction) pair."""
-    num_objects = int(rng.integers(8, 15))
-    top_left = rng.uniform(0, 500, (num_objects, 2))
-    gt_boxes = np.concatenate([top_left, top_left + rng.uniform(10, 300, (num_objects, 2))], 1).astype(np.float32)
-    gt_labels = rng.integers(1, NUM_CLASSES, num_objects)
-    num_relations = int(rng.integers(3, 10))
-    subjects = rng.integers(0, num_objects, num_relations)
-    objects = (subjects + rng.integers(1, num_objects, num_relations)) % num_objects
-    relations = np.column_stack([subjects, objects, rng.integers(1, NUM_PREDICATES, num_relations)])
-    groundtruth = {"boxes": gt_boxes, "labels": gt_labels, "relations": relations}
+    groundtruth = random_groundtruth(rng, num_objects=(8, 15), num_relations=(3, 10), extent=500, box_size=(10, 300),
+                                     num_classes=NUM_CLASSES, num_predicates=NUM_PREDICATES)
+    gt_boxes, gt_labels, relations = groundtruth["boxes"], groundtruth["labels"], groundtruth["relations"]
+    num_objects = len(gt_boxes)
     if mode == "predcls":
         source = np.arange(num_objects)
         boxes, labels, scores = gt_boxes, gt_labels, np.ones(num_objects, dtype=np.float32)

@@ -1,5 +1,5 @@
-"""What the two evaluator benchmarks share: the seeded model-like ranked prediction, the timing loop and
-the agreement check against a loop reference."""
+"""What the two evaluator benchmarks share: the seeded random ground truth, the model-like ranked
+prediction, the timing loop and the agreement check against a loop reference."""
 from __future__ import annotations
 
 import math
@@ -7,6 +7,30 @@ import time
 from typing import Callable
 
 import numpy as np
+
+
+def random_groundtruth(rng: np.random.Generator, num_objects: tuple[int, int], num_relations: tuple[int, int],
+                       extent: float, box_size: tuple[float, float], num_classes: int, num_predicates: int,
+                       whole_pixels: bool = False) -> dict:
+    """One image's ground truth: {"boxes" (n, 4) float32 xyxy, "labels" (n,) int64 in 1..num_classes-1,
+    "relations" (m, 3) [subject, object, predicate] with subject != object}.
+
+    n is drawn from [num_objects[0], num_objects[1]) and m from [num_relations[0], num_relations[1]); each
+    box's top-left corner is uniform in [0, extent)^2 and its width and height uniform in ``box_size``
+    (rounded to whole pixels with ``whole_pixels``). Draws from ``rng`` in a fixed order, so a seed gives
+    the same images as before this function was shared.
+    """
+    count = int(rng.integers(*num_objects))
+    top_left = rng.uniform(0, extent, (count, 2))
+    boxes = np.concatenate([top_left, top_left + rng.uniform(*box_size, (count, 2))], 1)
+    if whole_pixels:
+        boxes = boxes.round()
+    labels = rng.integers(1, num_classes, count)
+    relation_count = int(rng.integers(*num_relations))
+    subjects = rng.integers(0, count, relation_count)
+    objects = (subjects + rng.integers(1, count, relation_count)) % count
+    relations = np.column_stack([subjects, objects, rng.integers(1, num_predicates, relation_count)])
+    return {"boxes": boxes.astype(np.float32), "labels": labels, "relations": relations}
 
 
 def ranked_prediction(rng: np.random.Generator, boxes: np.ndarray, labels: np.ndarray, scores: np.ndarray,

@@ -6,6 +6,11 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "slow: trains a model or runs a tool end to end (seconds to minutes); "
+                                       "`bash scripts/run_tests.sh --fast` skips these")
+
+
 @pytest.fixture(scope="session")
 def tiny_synthvg(tmp_path_factory) -> str:
     """A 60-image SynthVG (seed 0), shared by the relation tests; returns its data root."""

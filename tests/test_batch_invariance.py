@@ -114,6 +114,7 @@ def _model_weights(data_dir: str, folder: str, mode: str) -> str:
     return Checkpointer(model, save_dir=folder).save("model", 0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["predcls", "sgdet"])
 def test_results_do_not_depend_on_the_batch_size_or_the_number_of_processes(tiny_synthvg, tmp_path, monkeypatch,
                                                                             mode):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -124,8 +125,13 @@ def test_unreadable_annotations_stop_the_check(data_root):
         check_dataset.main(["--config-file", CONFIG_FILE, *overrides(data_root)])
 
 
+def test_no_decoding_thread_is_refused(data_root):
+    with pytest.raises(UserInputError, match="--workers must be at least 1, got 0"):
+        check_dataset.main(["--config-file", CONFIG_FILE, "--workers", "0", *overrides(data_root)])
+
+
 def test_unknown_config_key_is_one_line_and_exit_code_2(data_root):
-    command = [str(ROOT / ".venv" / "bin" / "python"), "tools/check_dataset.py", "--config-file", CONFIG_FILE,
+    command = [sys.executable, "tools/check_dataset.py", "--config-file", CONFIG_FILE,
                *overrides(data_root), "MODEL.NO_SUCH_KEY", "1"]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2

@@ -135,7 +135,9 @@ def test_catalog_resolves_under_data_dir(tmp_path, monkeypatch):
         dataset_paths("VG_whatever")
 
 
-@pytest.mark.skipif(not os.path.isdir(SHARED_VG), reason="../shared/vg is not beside this checkout")
+@pytest.mark.skipif(not os.path.isfile(os.path.join(SHARED_VG, "VG-SGG-dicts-with-attri.json")),
+                    reason="needs the real VG150 vocabulary VG-SGG-dicts-with-attri.json in ../shared/vg "
+                           "(beside this checkout); it is absent")
 def test_real_vg150_vocabulary_loads():
     vocabulary = load_vocabulary(os.path.join(SHARED_VG, "VG-SGG-dicts-with-attri.json"))
     assert len(vocabulary.ind_to_classes) == 151 and len(vocabulary.ind_to_predicates) == 51

@@ -55,6 +55,7 @@ def _demo(run: dict, input_path: str, output_dir: str, *extra: str) -> dict:
                       "OUTPUT_DIR", output_dir, *extra])
 
 
+@pytest.mark.slow
 def test_demo_folder_json_schema_original_frame_pngs_and_bad_files(sgdet_run, tmp_path, caplog):
     folder = tmp_path / "images"
     folder.mkdir()
@@ -102,6 +103,7 @@ def test_demo_folder_json_schema_original_frame_pngs_and_bad_files(sgdet_run, tm
         assert Image.open(output / f"{name}.png").size == (592, 272)
 
 
+@pytest.mark.slow
 def test_demo_video_every_n_frames_and_image_list(sgdet_run, tmp_path):
     video = str(tmp_path / "clip.avi")
     writer = cv2.VideoWriter(video, cv2.VideoWriter_fourcc(*"MJPG"), 5, (96, 64))
@@ -120,6 +122,7 @@ def test_demo_video_every_n_frames_and_image_list(sgdet_run, tmp_path):
     assert result["written"] == ["3", "4"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("overrides, message", [
     (["MODEL.WEIGHT", "/nonexistent/model_final.pth"], "checkpoint not found: /nonexistent/model_final.pth"),
     (["MODEL.ROI_RELATION_HEAD.CONTEXT_HIDDEN_DIM", "48"], "loading the model"),
@@ -134,6 +137,7 @@ def test_bad_model_fails_before_any_image_is_read(sgdet_run, tmp_path, monkeypat
         _demo(sgdet_run, _image(sgdet_run["data"], 1), str(tmp_path / "out"), *overrides)
 
 
+@pytest.mark.slow
 def test_missing_input_and_no_usable_image_are_errors(sgdet_run, tmp_path):
     with pytest.raises(UserInputError, match="input not found"):
         _demo(sgdet_run, str(tmp_path / "absent"), str(tmp_path / "out"))
@@ -158,6 +162,7 @@ def _hand_made_prediction(groundtruth: dict, num_predicates: int) -> tuple[dict,
             "rel_pair_idxs": pairs, "rel_scores": rel_scores}, absent
 
 
+@pytest.mark.slow
 def test_visualize_found_missed_and_wrong_triplets(sgdet_run, tmp_path):
     cfg = tiny_relation_config(sgdet_run["data"], str(tmp_path / "cfg"), "sgdet")
     dataset = build_dataset(cfg, "test", with_transforms=False, rebalance=False)
@@ -189,6 +194,7 @@ def test_visualize_found_missed_and_wrong_triplets(sgdet_run, tmp_path):
         VISUALIZE.main([*config_args, "--predictions", path, "--index", str(len(dataset) - 1), "--output", output])
 
 
+@pytest.mark.slow
 def test_export_agrees_with_pytorch_and_refuses_other_shapes(sgdet_run, tmp_path):
     output = str(tmp_path / "relation_model.pt")
     args = [*sgdet_run["config_args"], "MODEL.WEIGHT", sgdet_run["weights"], "MODEL.ROI_RELATION_HEAD.USE_GT_BOX",

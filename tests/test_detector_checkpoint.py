@@ -190,6 +190,7 @@ def _detector_trainer(cfg, save_dir: str, start_iter_from_checkpoint: bool, max_
     return trainer, model
 
 
+@pytest.mark.slow
 def test_resumed_training_equals_uninterrupted_training(tmp_path):
     cfg = tiny_config("SOLVER.IMS_PER_BATCH", "1", "SOLVER.BASE_LR", "0.01", "SOLVER.WARMUP_ITERS", "2")
     trainer, reference = _detector_trainer(cfg, str(tmp_path / "straight"), False, max_iter=4)

@@ -16,6 +16,7 @@ import torch
 from tool_loading import load_tool
 from rebalance_hca.data.synthetic import SynthVGOptions, write_synthvg
 from rebalance_hca.engine.checkpoint import LAST_CHECKPOINT_FILE
+from rebalance_hca.utils.cli import UserInputError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = os.path.join(ROOT, "configs", "synthetic", "detector_R18_FPN.yaml")
@@ -47,6 +48,7 @@ def _logged_losses(output_dir: str) -> dict[int, float]:
     return {int(m.group(1)): float(m.group(2)) for m in matches if m}
 
 
+@pytest.mark.slow
 def test_short_pretraining_lowers_the_loss_and_reaches_a_nontrivial_map(synthvg, tmp_path):
     output_dir = str(tmp_path / "run")
     result = TOOL.main(_args(synthvg, output_dir, "SOLVER.MAX_ITER", "300", "SOLVER.STEPS", "(250,)",
@@ -93,6 +95,7 @@ def uninterrupted_weights(resume_synthvg, tmp_path_factory) -> dict[str, torch.T
     return torch.load(os.path.join(output_dir, "model_final.pth"), weights_only=True)["model"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("num_workers", [0, 1])
 def test_resumed_run_reproduces_the_uninterrupted_one_exactly(resume_synthvg, uninterrupted_weights, num_workers,
                                                               tmp_path):
@@ -118,15 +121,15 @@ def test_resumed_run_reproduces_the_uninterrupted_one_exactly(resume_synthvg, un
 
 
 def test_cli_bad_input_gives_clear_errors(synthvg, tmp_path):
-    with pytest.raises(FileNotFoundError, match="missing.pth"):
+    with pytest.raises(UserInputError, match="checkpoint not found: .*missing.pth"):
         TOOL.main(_args(synthvg, str(tmp_path / "fresh"), "MODEL.WEIGHT", str(tmp_path / "missing.pth"),
                         "--skip-test"))
-    with pytest.raises(ValueError, match="MODEL.RELATION_ON False"):
+    with pytest.raises(UserInputError, match="MODEL.RELATION_ON False"):
         TOOL.main(_args(synthvg, str(tmp_path / "rel"), "MODEL.RELATION_ON", "True"))
-    with pytest.raises(ValueError, match="valid names"):
+    with pytest.raises(UserInputError, match="valid names"):
         TOOL.main(_args(synthvg, str(tmp_path / "body"), "MODEL.BACKBONE.CONV_BODY", "R-152-FPN"))
     if not torch.cuda.is_available():
-        with pytest.raises(RuntimeError, match="MODEL.DEVICE cpu"):
+        with pytest.raises(UserInputError, match="MODEL.DEVICE cpu"):
             TOOL.main(_args(synthvg, str(tmp_path / "cuda"), "MODEL.DEVICE", "cuda"))
 
 

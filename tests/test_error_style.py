@@ -99,6 +99,7 @@ def test_a_truncated_checkpoint_is_one_line_naming_it(tiny_synthvg, tmp_path, ca
     assert f"checkpoint {truncated_checkpoint} cannot be read (truncated" in line
 
 
+@pytest.mark.slow
 def test_resuming_from_a_truncated_checkpoint_is_one_line_naming_it(tiny_synthvg, tmp_path, truncated_checkpoint):
     output = tmp_path / "run"
     output.mkdir()
@@ -123,6 +124,7 @@ def test_a_yaml_syntax_error_is_one_line_with_file_and_line_unless_tracebacks_ar
     assert traced.returncode != 0 and "Traceback" in traced.stderr and "ConfigError" in traced.stderr
 
 
+@pytest.mark.slow
 def test_a_truncated_image_in_training_is_one_line_naming_it_also_from_a_worker(data_copy, tmp_path):
     """Every image cut to half its bytes: the first batch meets one, in a DataLoader worker process."""
     images = os.path.join(data_copy, "vg", "VG_100K")
@@ -177,6 +179,7 @@ class _DiskFillsUp(io.FileIO):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
 
+@pytest.mark.slow
 def test_a_full_disk_while_saving_is_exit_code_1_and_keeps_the_previous_checkpoint(tiny_synthvg, tmp_path, capsys,
                                                                                   monkeypatch):
     """The final save meets ENOSPC (simulated in the writer: the temporary file's writes fail)."""
@@ -202,6 +205,7 @@ def _can_mount_a_small_tmpfs() -> bool:
     return bool(unshare) and subprocess.run([unshare, "-rm", "true"], capture_output=True).returncode == 0
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not _can_mount_a_small_tmpfs(), reason="needs `unshare -rm` to mount a small tmpfs (a real "
                     "full disk) without root")
 def test_a_really_full_disk_while_saving(tiny_synthvg, tmp_path):

@@ -24,6 +24,7 @@ from rebalance_hca.data import UnknownDatasetError, family_of
 from rebalance_hca.evaluation import (OPEN_IMAGES_PROTOCOL, SGB_PROTOCOL, OIEvaluator, compact_prediction,
                                       format_oi_report, save_predictions, write_oi_report_files)
 from rebalance_hca.modeling import build_model
+from rebalance_hca.utils.cli import UserInputError
 
 OI_TEST = "openimage_v6_test"
 
@@ -135,6 +136,7 @@ def _renamed(real_name):
     return dataset_name
 
 
+@pytest.mark.slow
 def test_an_openimage_test_set_is_evaluated_with_the_oi_protocol_through_the_entry_points(
         tiny_synthvg, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(relation_runs, "dataset_name", _renamed(relation_runs.dataset_name))
@@ -166,7 +168,7 @@ def test_evaluate_predictions_refuses_a_file_without_oi_candidates(tiny_synthvg,
     empty = {"boxes": np.zeros((0, 4)), "labels": np.zeros(0, dtype=np.int64), "relations": np.zeros((0, 3))}
     prediction = {"rel_pair_idxs": np.zeros((0, 2), dtype=np.int64), "rel_scores": np.zeros((0, 22))}
     save_predictions(path, [compact_prediction(prediction, empty, "predcls", 22)], "predcls", 22)
-    with pytest.raises(SystemExit, match="no Open Images candidates"):
+    with pytest.raises(UserInputError, match="no Open Images candidates"):
         tool.main(["--predictions", str(path), *_args(tiny_synthvg, str(tmp_path))])
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ from tool_loading import load_tool
 from rebalance_hca.config import load_config
 from rebalance_hca.data import build_dataset
 from rebalance_hca.evaluation import SGGEvaluator, save_predictions
+from rebalance_hca.utils.cli import EXIT_USER_ERROR, UserInputError
 
 ROOT = Path(__file__).resolve().parents[1]
 PREDCLS = ["MODEL.RELATION_ON", "True", "MODEL.ROI_RELATION_HEAD.USE_GT_BOX", "True",
@@ -80,5 +82,20 @@ def test_evaluate_predictions_refuses_a_file_of_another_mode(synthvg, tmp_path):
     opts = ["DATASETS.DATA_DIR", str(synthvg), *PREDCLS]
     path = tmp_path / "sgdet.npz"
     save_predictions(path, [], "sgdet", 51)
-    with pytest.raises(SystemExit, match="predictions are for sgdet, the config describes predcls"):
+    with pytest.raises(UserInputError, match="predictions are for sgdet, the config describes predcls"):
         load_tool("evaluate_predictions").main(["--predictions", str(path), *opts])
+
+
+@pytest.mark.parametrize("tool, arguments, message", [
+    ("evaluate_predictions", ["--predictions", "{tmp}/missing.npz"], "error: reading the predictions: .*missing.npz"),
+    ("compute_zeroshot_triplets", ["--output", "{tmp}/zeroshot.pytorch", "DATASETS.DATA_DIR", "{tmp}/no_data"],
+     "error: building the train and the evaluated split: .*no_data"),
+])
+def test_bad_input_is_one_error_line_and_exit_code_2(tool, arguments, message, tmp_path):
+    arguments = [argument.format(tmp=tmp_path) for argument in arguments]
+    result = subprocess.run([sys.executable, f"tools/{tool}.py", *arguments, *PREDCLS], cwd=ROOT,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == EXIT_USER_ERROR, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and re.match(message, lines[0]), result.stderr

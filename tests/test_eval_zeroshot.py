@@ -25,7 +25,9 @@ def test_unique_sorted_test_triplets_unseen_in_training(tmp_path):
     assert load_zeroshot_triplets(path).tolist() == expected
 
 
-@pytest.mark.skipif(not SGB_FILE.exists(), reason="SGB's zeroshot_triplet.pytorch is not available")
+@pytest.mark.skipif(not SGB_FILE.exists(),
+                    reason="needs SGB's VG150 zero-shot triplet file zeroshot_triplet.pytorch in ../shared/vg "
+                           "(beside this checkout); it is absent")
 def test_sgb_file_loads_in_the_same_format():
     triplets = load_zeroshot_triplets(SGB_FILE)
     assert triplets.shape == (5971, 3) and triplets.dtype == np.int64

@@ -136,6 +136,7 @@ def one_machine_run(tiny_synthvg, tmp_path_factory) -> str:
     return output_dir
 
 
+@pytest.mark.slow
 def test_two_machines_at_a_c10d_rendezvous_equal_one_machine(tiny_synthvg, tmp_path, one_machine_run):
     output_dir = str(tmp_path / "run")
     agents = _two_machines(_train_command(*_tool_args(tiny_synthvg)), output_dir, tmp_path)
@@ -145,6 +146,7 @@ def test_two_machines_at_a_c10d_rendezvous_equal_one_machine(tiny_synthvg, tmp_p
     assert reference and _metrics(output_dir) == reference
 
 
+@pytest.mark.slow
 def test_a_killed_worker_is_restarted_and_the_run_resumes_exactly(tiny_synthvg, tmp_path, one_machine_run):
     output_dir = str(tmp_path / "run")
     agents = _two_machines(_train_command(*_tool_args(tiny_synthvg, "--skip-test")), output_dir, tmp_path,
@@ -159,6 +161,7 @@ def test_a_killed_worker_is_restarted_and_the_run_resumes_exactly(tiny_synthvg, 
     _assert_same_weights(one_machine_run, output_dir)
 
 
+@pytest.mark.slow
 def test_a_frozen_worker_stops_the_other_within_dist_timeout(tiny_synthvg, tmp_path):
     output_dir = str(tmp_path / "run")
     agents = _two_machines(_train_command(*_tool_args(tiny_synthvg, "--skip-test", "SOLVER.MAX_ITER", "500",
@@ -209,6 +212,7 @@ RAISING_TOOL = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_a_rank_that_raises_is_named_by_the_other_and_by_torchrun(tiny_synthvg, tmp_path):
     tool = tmp_path / "raising_tool.py"
     tool.write_text(RAISING_TOOL.format(tests=os.path.join(ROOT, "tests")))
@@ -234,6 +238,7 @@ def _launch_failure(command: list[str], environment: dict[str, str]) -> tuple[in
     return result.returncode, result.stderr.strip().splitlines()[-1], time.monotonic() - started
 
 
+@pytest.mark.slow
 def test_a_rendezvous_that_never_completes_names_its_endpoint(tmp_path):
     endpoint = f"127.0.0.1:{free_port()}"
     environment = _environment(str(tmp_path / "run"), NUM_GPUS="1", NNODES="2", RDZV_ENDPOINT=endpoint,
@@ -246,6 +251,7 @@ def test_a_rendezvous_that_never_completes_names_its_endpoint(tmp_path):
     assert elapsed < RDZV_TIMEOUT + 60  # start-up on a loaded machine (torchrun's default timeout: 600 s)
 
 
+@pytest.mark.slow
 def test_an_unreachable_master_addr_is_named(tmp_path):
     port = free_port()
     environment = _environment(str(tmp_path / "run"), NUM_GPUS="1", NNODES="2", NODE_RANK="1",
@@ -257,6 +263,7 @@ def test_an_unreachable_master_addr_is_named(tmp_path):
     assert elapsed < 3 * RDZV_TIMEOUT + 60  # torch's store client tries twice, with a pause
 
 
+@pytest.mark.slow
 def test_a_tool_launched_without_torchrun_names_an_unreachable_master(tiny_synthvg, tmp_path):
     port = free_port()
     environment = {**_environment(str(tmp_path / "run")), "WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "0",

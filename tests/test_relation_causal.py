@@ -329,6 +329,7 @@ def _batch(cfg, split="train"):
     return images, targets
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode, layer, fusion", [("predcls", "motifs", "sum"), ("sgcls", "motifs", "gate"),
                                                  ("sgdet", "motifs", "sum"), ("sgcls", "vtranse", "sum"),
                                                  ("predcls", "vctree", "sum"), ("sgcls", "vctree", "gate"),

@@ -207,7 +207,9 @@ def test_class_balanced_cross_entropy_is_the_weighted_mean():
     assert module(empty, torch.zeros(0, dtype=torch.int64)).item() == 0.0
 
 
-@pytest.mark.skipif(not os.path.isfile(SHARED_DICTS), reason="../shared/vg is not beside this checkout")
+@pytest.mark.skipif(not os.path.isfile(SHARED_DICTS),
+                    reason="needs the real VG150 vocabulary VG-SGG-dicts-with-attri.json (its predicate counts) in "
+                           "../shared/vg (beside this checkout); it is absent")
 def test_class_balanced_weights_on_vg150_predicate_counts():
     """Class-balanced weights on VG150's counts (docs/reference.md#class-balanced-weights):
     0.054 and 2.43 are the weights of

@@ -187,6 +187,7 @@ def _config(tiny_synthvg, tmp_path, mode, *extra):
     return tiny_synthetic_config(SYNTHETIC_MOTIFS_CONFIG, tiny_synthvg, str(tmp_path / "out"), mode, *extra)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", MODES)
 def test_trains_and_tests_in_every_mode(tiny_synthvg, tmp_path, mode):
     cfg = _config(tiny_synthvg, tmp_path, mode)
@@ -199,6 +200,7 @@ def test_trains_and_tests_in_every_mode(tiny_synthvg, tmp_path, mode):
     assert (float(losses["loss_refine_obj"].detach()) > 0) == (mode != "predcls")
 
 
+@pytest.mark.slow
 def test_without_vision_the_predictor_reads_no_union_features(tiny_synthvg, tmp_path):
     cfg = _config(tiny_synthvg, tmp_path, "predcls", "MODEL.ROI_RELATION_HEAD.PREDICT_USE_VISION", "False",
                   "MODEL.ROI_RELATION_HEAD.PREDICT_USE_BIAS", "False")

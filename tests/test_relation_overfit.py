@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
 from relation_testing import tiny_relation_config
@@ -58,6 +59,7 @@ def loss_without_dropout(model, images, targets) -> float:
         return sum(model(images, targets).values()).item()
 
 
+@pytest.mark.slow
 def test_predcls_hca_overfits_a_handful_of_images(tiny_synthvg, tmp_path):
     # 256 pairs per image: every pair of these images is sampled at every step
     cfg = tiny_relation_config(tiny_synthvg, str(tmp_path), "predcls", "SOLVER.BASE_LR", "0.005",

@@ -47,6 +47,7 @@ def _weights(path: str) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)["model"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("context", list(RECIPE_CONTEXTS))
 def test_two_stage_recipe_through_the_entry_points(tiny_synthvg, tmp_path, context):
     """Stage 1 -> confusion matrix -> stage 2 -> test for every context of RECIPE_CONTEXTS."""
@@ -94,6 +95,7 @@ def test_two_stage_recipe_through_the_entry_points(tiny_synthvg, tmp_path, conte
     assert _results(stage2)["weights"] == os.path.join(stage2, "model_final.pth")
 
 
+@pytest.mark.slow
 def test_frequency_baseline_is_tested_without_weights(tiny_synthvg, tmp_path):
     output = str(tmp_path / "frequency")
     evaluation = TEST.main(_args(tiny_synthvg, output, "MODEL.ROI_RELATION_HEAD.PREDICTOR",
@@ -101,6 +103,7 @@ def test_frequency_baseline_is_tested_without_weights(tiny_synthvg, tmp_path):
     assert evaluation["sgg"]["R@50"] > 0.05
 
 
+@pytest.mark.slow
 def test_predictions_are_reused_only_for_the_same_weights(tiny_synthvg, tmp_path, caplog):
     output = str(tmp_path / "run")
     TRAIN.main(_args(tiny_synthvg, output, "SOLVER.MAX_ITER", "3", "SOLVER.TO_VAL", "False", "--skip-test"))
@@ -116,6 +119,7 @@ def test_predictions_are_reused_only_for_the_same_weights(tiny_synthvg, tmp_path
     assert log.count("Reusing the predictions") == 1 and "Not reusing" in log
 
 
+@pytest.mark.slow
 def test_non_finite_loss_stops_training_and_keeps_the_last_checkpoint(tiny_synthvg, tmp_path, monkeypatch):
     from rebalance_hca.modeling.relation_head.relation_head import RelationHead
 
@@ -135,14 +139,16 @@ def test_non_finite_loss_stops_training_and_keeps_the_last_checkpoint(tiny_synth
     assert _weights(os.path.join(output, "model_0000003.pth"))  # readable
 
 
-@pytest.mark.parametrize("overrides, message", [
-    (["MODEL.ROI_RELATION_HEAD.WITH_CLEAN_CLASSIFIER", "True"], "needs the stage-1 model"),
-    (["MODEL.ROI_RELATION_HEAD.PREDICTOR", "NoSuchPredictor"], "not a registered predictor"),
-    (["MODEL.PRETRAINED_DETECTOR_CKPT", "{detector}"], "does not fit the model"),
-    (["MODEL.ROI_RELATION_HEAD.CONFUSION_MATRIX", "{confusion}"], r"expected shape \(22, 22\)"),
-    (["MODEL.NO_SUCH_KEY", "1"], "unknown config key MODEL.NO_SUCH_KEY"),
+# reaches_output_dir: whether the error comes after the run took OUTPUT_DIR (config.yml and log.txt written),
+# or while the configuration is read, before anything is written there.
+@pytest.mark.parametrize("overrides, message, reaches_output_dir", [
+    (["MODEL.ROI_RELATION_HEAD.WITH_CLEAN_CLASSIFIER", "True"], "needs the stage-1 model", True),
+    (["MODEL.ROI_RELATION_HEAD.PREDICTOR", "NoSuchPredictor"], "not a registered predictor", True),
+    (["MODEL.PRETRAINED_DETECTOR_CKPT", "{detector}"], "does not fit the model", True),
+    (["MODEL.ROI_RELATION_HEAD.CONFUSION_MATRIX", "{confusion}"], r"expected shape \(22, 22\)", True),
+    (["MODEL.NO_SUCH_KEY", "1"], "unknown config key MODEL.NO_SUCH_KEY", False),
 ])
-def test_bad_configuration_fails_before_training(tiny_synthvg, tmp_path, overrides, message):
+def test_bad_configuration_fails_before_training(tiny_synthvg, tmp_path, overrides, message, reaches_output_dir):
     detector = tmp_path / "other_detector.pth"
     torch.save({"model": {"backbone.weight": torch.zeros(1)}}, detector)
     confusion = tmp_path / "confusion.npy"
@@ -151,7 +157,12 @@ def test_bad_configuration_fails_before_training(tiny_synthvg, tmp_path, overrid
     output = str(tmp_path / "run")
     with pytest.raises(UserInputError, match=message):
         TRAIN.main(_args(tiny_synthvg, output, *overrides))
-    assert not any(name.endswith(".pth") for name in os.listdir(output)) if os.path.isdir(output) else True
+    if reaches_output_dir:
+        written = os.listdir(output)
+        assert "config.yml" in written
+        assert [name for name in written if name.endswith(".pth")] == []
+    else:
+        assert not os.path.exists(output)
 
 
 def test_unwritable_output_dir_is_one_line_and_exit_code_2(tiny_synthvg, tmp_path):
@@ -168,6 +179,7 @@ def _train_command(data_dir: str, output_dir: str, *overrides: str) -> list[str]
                                                           "SOLVER.TO_VAL", "False", "--skip-test", *overrides)]
 
 
+@pytest.mark.slow
 def test_sigkill_then_rerun_resumes_to_the_uninterrupted_weights(tiny_synthvg, tmp_path):
     environment = {**os.environ, "OMP_NUM_THREADS": "1"}
     straight = str(tmp_path / "straight")
@@ -193,6 +205,7 @@ def test_sigkill_then_rerun_resumes_to_the_uninterrupted_weights(tiny_synthvg, t
         assert torch.equal(value, resumed[name]), name
 
 
+@pytest.mark.slow
 def test_two_gloo_processes_give_the_numbers_of_one(tiny_synthvg, tmp_path):
     output = str(tmp_path / "run")
     TRAIN.main(_args(tiny_synthvg, output, "SOLVER.MAX_ITER", "3", "SOLVER.TO_VAL", "False", "--skip-test"))

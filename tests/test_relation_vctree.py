@@ -518,6 +518,7 @@ def _batch(cfg, split: str = "train"):
     return images, targets
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", MODES)
 def test_trains_and_tests_in_every_mode(tiny_synthvg, tmp_path, mode):
     # CAUSAL.EFFECT_ANALYSIS, set by SGB's yaml for every predictor, is accepted (VCTree keeps no averages)
@@ -556,6 +557,7 @@ def _args(data_dir: str, output_dir: str, mode: str, *overrides: str) -> list[st
             "TEST.IMS_PER_BATCH", "2", *overrides]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["sgcls", "sgdet"])
 def test_trains_and_tests_through_the_entry_points(tiny_synthvg, tmp_path, mode):
     evaluation = TRAIN.main(_args(tiny_synthvg, str(tmp_path / mode), mode))

@@ -49,6 +49,7 @@ def _differences(reference: dict[str, torch.Tensor], other: dict[str, torch.Tens
             for name, value in reference.items() if not torch.equal(value, other[name])}
 
 
+@pytest.mark.slow
 def test_stage1_training_is_bit_identical_in_fresh_processes(tiny_synthvg, tmp_path):
     first = _train_in_fresh_process(tiny_synthvg, str(tmp_path / "run0"))
     for run in (1, 2):
@@ -107,6 +108,7 @@ def test_deterministic_key_sets_torch_cudnn_and_cublas(restores_determinism):
     assert not torch.are_deterministic_algorithms_enabled()
 
 
+@pytest.mark.slow
 def test_refused_operation_is_one_error_line_naming_it(tiny_synthvg, tmp_path, monkeypatch, capsys,
                                                        restores_determinism):
     from rebalance_hca.modeling.relation_head.relation_head import RelationHead

@@ -115,6 +115,7 @@ def test_only_rank_0_of_a_launch_takes_the_lock(tmp_path, monkeypatch):
     assert not (tmp_path / LOCK_FILE_NAME).exists()
 
 
+@pytest.mark.slow
 def test_a_second_tool_into_a_running_training_folder_is_refused(tiny_synthvg, tmp_path, capsys):
     output = str(tmp_path / "run")
     command = [PYTHON, "tools/relation_train_net.py", "--config-file", SYNTHETIC_HCA_CONFIG, *TINY_RELATION_OPTS,
@@ -159,6 +160,7 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_a_torchrun_group_restarted_after_rank_0_died_retakes_its_lock(tmp_path):
     script = tmp_path / "group.py"
     script.write_text(RESTARTED_GROUP)

@@ -94,6 +94,7 @@ def test_multiple_preds_is_refused_for_open_images_validation():
         check_relation_config(cfg)
 
 
+@pytest.mark.slow
 def test_relation_training_logs_the_norms_every_print_grad_freq(tiny_synthvg, tmp_path):
     output = tmp_path / "run"
     load_tool("relation_train_net").main([

@@ -62,6 +62,7 @@ def test_val_and_train_split_the_train_pool_and_bytes_are_reproducible(tiny_synt
             assert stream.read() == open(os.path.join(annotations, f"vrd-{split}-anno.json"), "rb").read()
 
 
+@pytest.mark.slow
 def test_stage1_then_test_through_the_entry_points(tiny_synthvg_oi, tmp_path):
     train, test = load_tool("relation_train_net"), load_tool("relation_test_net")
     output = str(tmp_path / "stage1")

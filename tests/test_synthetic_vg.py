@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import h5py
 import numpy as np
@@ -339,3 +341,15 @@ def test_cli_rejects_inconsistent_options(capsys):
     with pytest.raises(SystemExit):
         parse_args(["--vg-scale", "--annotations-only", "--num-images", "10"])
     assert parse_args(["--vg-scale", "--annotations-only"]).vg_scale
+
+
+def test_an_output_dir_that_cannot_be_made_is_one_error_line_and_exit_code_2(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    result = subprocess.run([sys.executable, "tools/make_synthetic_vg.py", "--output-dir", str(blocker / "synthvg"),
+                             "--num-images", "4", "--annotations-only"],
+                            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))), capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: writing SynthVG to {blocker / 'synthvg'}: "), result.stderr

@@ -11,26 +11,34 @@ from __future__ import annotations
 import argparse
 from typing import Sequence
 
-
-from rebalance_hca.config import load_config
 from rebalance_hca.data import build_dataset
+from rebalance_hca.engine import launch
 from rebalance_hca.evaluation import save_zeroshot_triplets, zeroshot_triplets_from_datasets
+from rebalance_hca.utils.cli import run_tool, user_errors
+
+
+def extra_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--output", required=True, metavar="PATH", help="zero-shot triplet file to write")
+    parser.add_argument("--split", default="test", choices=("val", "test"))
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    return launch.parse_args("Write the zero-shot triplets of a split (absent from the train split)", argv,
+                             extra_arguments)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config-file", default="", metavar="FILE", help="path to the yaml config")
-    parser.add_argument("--output", required=True, metavar="PATH", help="zero-shot triplet file to write")
-    parser.add_argument("--split", default="test", choices=("val", "test"))
-    parser.add_argument("opts", nargs="*", default=[], help="config overrides as KEY VALUE pairs")
-    args = parser.parse_args(argv)
-    cfg = load_config(args.config_file or None, args.opts)
+    args = parse_args(argv)
+    cfg = launch.load_tool_config(args)
     # the train split as in stage 1: without stage-2 rebalancing, whatever the config trains
-    triplets = zeroshot_triplets_from_datasets(build_dataset(cfg, "train", with_transforms=False, rebalance=False),
-                                               build_dataset(cfg, args.split, with_transforms=False))
-    save_zeroshot_triplets(args.output, triplets)
+    with user_errors("building the train and the evaluated split"):
+        train = build_dataset(cfg, "train", with_transforms=False, rebalance=False)
+        evaluated = build_dataset(cfg, args.split, with_transforms=False)
+    triplets = zeroshot_triplets_from_datasets(train, evaluated)
+    with user_errors(f"writing {args.output}"):
+        save_zeroshot_triplets(args.output, triplets)
     print(f"wrote {len(triplets)} zero-shot triplets to {args.output}")
 
 
 if __name__ == "__main__":
-    main()
+    run_tool(main)

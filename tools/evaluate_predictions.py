@@ -22,72 +22,66 @@ import argparse
 import os
 from typing import Sequence
 
-
-
-from rebalance_hca.config import load_config
 from rebalance_hca.data import build_dataset, family_of
 from rebalance_hca.data.build import dataset_name
-from rebalance_hca.engine.relation_inference import groundtruth_for_evaluation, train_split_inputs
-from rebalance_hca.evaluation import evaluation_mode, load_predictions
+from rebalance_hca.engine import launch
+from rebalance_hca.engine.relation_runs import evaluate_predictions_file
+from rebalance_hca.evaluation.predictions_io import iter_predictions, read_predictions_header
+from rebalance_hca.modeling import relation_mode
+from rebalance_hca.utils.cli import UserInputError, run_tool, user_errors
 
 
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config-file", default="", metavar="FILE", help="path to the yaml config")
+def extra_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--predictions", required=True, metavar="PATH", help="predictions file (.npz)")
     parser.add_argument("--split", default="test", choices=("train", "val", "test"))
     parser.add_argument("--output-dir", default=None, help="where the report files go")
     parser.add_argument("--zeroshot-triplets", default=None, metavar="PATH",
                         help="(T, 3) int64 torch file; default: computed from the train split")
     parser.add_argument("--no-detection", action="store_true", help="skip the detector mAP")
-    parser.add_argument("opts", nargs="*", default=[], help="config overrides as KEY VALUE pairs")
-    return parser.parse_args(argv)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    return launch.parse_args("Evaluate a saved predictions file against a dataset split", argv, extra_arguments)
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
     args = parse_args(argv)
-    cfg = load_config(args.config_file or None, args.opts)
-    saved = load_predictions(args.predictions)
-    head = cfg.MODEL.ROI_RELATION_HEAD
-    config_mode = evaluation_mode(head.USE_GT_BOX, head.USE_GT_OBJECT_LABEL)
+    cfg = launch.load_tool_config(args)
+    with user_errors("reading the predictions"):
+        saved = read_predictions_header(args.predictions)
+    config_mode = relation_mode(cfg)
     if saved["mode"] != config_mode:
-        raise SystemExit(f"{args.predictions}: predictions are for {saved['mode']}, the config describes "
-                         f"{config_mode} (MODEL.ROI_RELATION_HEAD.USE_GT_BOX / USE_GT_OBJECT_LABEL)")
-    dataset = build_dataset(cfg, args.split, with_transforms=False)
+        raise UserInputError(f"{args.predictions}: predictions are for {saved['mode']}, the config describes "
+                             f"{config_mode} (MODEL.ROI_RELATION_HEAD.USE_GT_BOX / USE_GT_OBJECT_LABEL)")
+    with user_errors(f"building the {args.split} split"):
+        dataset = build_dataset(cfg, args.split, with_transforms=False)
     image_ids = saved["image_ids"]
     expected_size = saved["metadata"].get("dataset_size")
     if expected_size is not None and int(expected_size) != len(dataset):
-        raise SystemExit(f"{args.predictions}: written for a split of {expected_size} images, the {args.split} "
-                         f"split of this config has {len(dataset)}")
+        raise UserInputError(f"{args.predictions}: written for a split of {expected_size} images, the {args.split} "
+                             f"split of this config has {len(dataset)}")
     if len(image_ids) and (image_ids.min() < 0 or image_ids.max() >= len(dataset)):
-        raise SystemExit(f"{args.predictions}: image ids up to {int(image_ids.max())}, the {args.split} split "
-                         f"has {len(dataset)} images")
+        raise UserInputError(f"{args.predictions}: image ids up to {int(image_ids.max())}, the {args.split} split "
+                             f"has {len(dataset)} images")
     num_predicates = len(dataset.ind_to_predicates)
     if saved["num_predicates"] != num_predicates:
-        raise SystemExit(f"{args.predictions}: {saved['num_predicates']} predicates, the dataset has {num_predicates}")
-    groundtruths = [groundtruth_for_evaluation(dataset, int(index)) for index in image_ids]
-    output_dir = args.output_dir or os.path.dirname(os.path.abspath(args.predictions))
+        raise UserInputError(f"{args.predictions}: {saved['num_predicates']} predicates, the dataset has "
+                             f"{num_predicates}")
     name = dataset_name(cfg, args.split)
     protocol = family_of(name).protocol
-    problem = protocol.unusable_predictions(saved["predictions"])
+    with user_errors("reading the predictions"):
+        problem = protocol.unusable_predictions(prediction for _, prediction in iter_predictions(args.predictions))
     if problem:
-        raise SystemExit(f"{args.predictions}: {problem} (the {args.split} split is {name}); write the file with "
-                         f"tools/relation_test_net.py on this split")
-    zeroshot, predicate_counts, train_metadata = train_split_inputs(cfg, protocol, dataset, args.split,
-                                                                    num_predicates, args.zeroshot_triplets)
-    evaluation = protocol.evaluate(
-        groundtruths, saved["predictions"], saved["mode"], dataset.ind_to_predicates,
-        class_names=dataset.ind_to_classes, image_ids=image_ids, zeroshot_triplets=zeroshot,
-        predicate_counts=predicate_counts, iou_threshold=cfg.TEST.RELATION.IOU_THRESHOLD,
-        with_detection=not args.no_detection)
+        raise UserInputError(f"{args.predictions}: {problem} (the {args.split} split is {name}); write the file "
+                             f"with tools/relation_test_net.py on this split")
+    output_dir = args.output_dir or os.path.dirname(os.path.abspath(args.predictions))
+    evaluation, paths = evaluate_predictions_file(
+        cfg, protocol, dataset, args.split, os.path.abspath(args.predictions), output_dir, args.zeroshot_triplets,
+        with_detection=not args.no_detection, whole_split=False)
     print(evaluation["report"], end="")
-    paths = protocol.write_report_files(output_dir, args.split, evaluation, dataset.ind_to_predicates,
-                                        predicate_counts, extra={"split": args.split,
-                                                                 "predictions": os.path.abspath(args.predictions),
-                                                                 **train_metadata})
     print("wrote " + ", ".join(paths.values()))
     return evaluation
 
 
 if __name__ == "__main__":
-    main()
+    run_tool(main)

@@ -22,9 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
-
 
 import numpy as np
 
@@ -40,6 +38,7 @@ from rebalance_hca.data.synthvg.oi_writer import (
     CATEGORIES_FILE_NAME, OI_ANNOTATION_FOLDER_NAME, OI_SPLITS, annotation_file_name,
 )
 from rebalance_hca.data.synthvg.writers import DICTS_FILE_NAME
+from rebalance_hca.utils.cli import run_tool, user_errors
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -113,10 +112,10 @@ def gqa_summary(folder: str) -> list[str]:
     return lines + [predicate_line(predicates, train_predicates)]
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     start = time.perf_counter()
-    try:
+    with user_errors(f"writing SynthVG to {args.output_dir}"):
         if args.vg_scale:
             folder = write_vg_scale(args.output_dir, args.seed, args.test_fraction, args.overwrite)
         elif args.oi_scale:
@@ -136,21 +135,17 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 folder = write_synthvg(args.output_dir, options, annotations_only=args.annotations_only,
                                        overwrite=args.overwrite, workers=args.workers)
-    except (FileExistsError, ValueError) as error:
-        print(f"make_synthetic_vg: error: {error}", file=sys.stderr)
-        return 2
     if args.format in ("oiv6", "gqa200"):
         print(f"wrote {folder} in {time.perf_counter() - start:.1f} s")
         print("\n".join((oi_summary if args.format == "oiv6" else gqa_summary)(folder)))
-        return 0
+        return
     with open(os.path.join(folder, DICTS_FILE_NAME), encoding="utf-8") as handle:
         counts = json.load(handle)
     predicate_counts = sorted(counts["predicate_count"].items(), key=lambda item: -item[1])
     print(f"wrote {folder} in {time.perf_counter() - start:.1f} s: "
           f"{sum(counts['object_count'].values())} boxes, {sum(c for _, c in predicate_counts)} relations")
     print("predicates, most frequent first: " + ", ".join(f"{name} {count}" for name, count in predicate_counts))
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_tool(main)

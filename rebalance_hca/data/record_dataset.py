@@ -2,12 +2,10 @@
 arrays with boxes in original pixels and no attributes, whose ``image_id`` is the record's position in its file."""
 from __future__ import annotations
 
-import os
 from typing import Callable, Sequence
 
 import numpy as np
 
-from .files import DataFormatError
 from .resampling import ResamplingOptions
 from .scene_graph_dataset import NUM_ATTRIBUTE_SLOTS, SceneGraphDataset
 from .split_index import RebalanceSpec, SplitIndex
@@ -27,22 +25,13 @@ class RecordDataset(SceneGraphDataset):
                     select_split: Callable[[], SplitIndex], resampling: ResamplingOptions | None) -> None:
         """Set the split's state: the names, the annotations, ``select_split()``'s index (image rows = record
         positions), the sizes of its records and the bi-level resampling (train only)."""
-        self.split = split
-        self.img_dir = img_dir
-        self.transforms = transforms
-        self.filter_duplicate_rels = filter_duplicate_rels and split == "train"
-        self.ind_to_classes = list(ind_to_classes)
-        self.ind_to_predicates = list(ind_to_predicates)
+        self._set_split_options(split, img_dir, transforms, filter_duplicate_rels, list(ind_to_classes),
+                                list(ind_to_predicates))
         self.ind_to_attributes = ["__background__"]
         self.annotations = annotations
-        if not os.path.isdir(img_dir):
-            raise DataFormatError(f"image folder (img_dir) not found: {img_dir}")
-        self.labels = annotations.labels
-        self.index = select_split()
-        rows = self.index.image_rows
-        self.widths = annotations.widths[rows]
-        self.heights = annotations.heights[rows]
-        self.resampling = self.bilevel_resampling(resampling) if resampling is not None else None
+        self._check_image_folder()
+        self._set_split_images(annotations.labels, select_split(), annotations.widths, annotations.heights,
+                               resampling)
 
     def image_boxes(self, index: int) -> np.ndarray:
         start = self.index.box_start[index]

@@ -35,8 +35,9 @@ class SceneGraphDataset(torch.utils.data.Dataset):
     A subclass sets ``split``, ``img_dir``, ``transforms``, ``filter_duplicate_rels`` (train only),
     ``ind_to_classes``, ``ind_to_predicates``, ``ind_to_attributes``, ``labels`` ((N_all,) int64, the flat
     object classes that ``index.box_start`` points into), ``index`` (a ``SplitIndex``), ``widths`` and
-    ``heights`` ((I,) int64 original sizes), ``resampling`` (None or ``self.bilevel_resampling(options)``), and
-    implements
+    ``heights`` ((I,) int64 original sizes), ``resampling`` (None or ``self.bilevel_resampling(options)``):
+    its constructor calls ``_set_split_options`` first, ``_check_image_folder`` once its annotations are read
+    and ``_set_split_images`` last; and it implements
     ``image_boxes`` (original-frame boxes), ``image_attributes``, ``file_name`` and ``image_id``.
     ``SIZE_SOURCE`` names the file that lists the image sizes (for messages).
     """
@@ -51,6 +52,35 @@ class SceneGraphDataset(torch.utils.data.Dataset):
     widths: np.ndarray
     heights: np.ndarray
     resampling: BiLevelResampling | None = None
+
+    def _set_split_options(self, split: str, img_dir: str, transforms: Callable | None,
+                           filter_duplicate_rels: bool, ind_to_classes: list[str],
+                           ind_to_predicates: list[str]) -> None:
+        """What every family's constructor sets first: the split, image folder and transforms, duplicate
+        filtering (train only, as SGB's and PySGG's loaders), and the class and predicate names."""
+        self.split = split
+        self.img_dir = img_dir
+        self.transforms = transforms
+        self.filter_duplicate_rels = filter_duplicate_rels and split == "train"
+        self.ind_to_classes = ind_to_classes
+        self.ind_to_predicates = ind_to_predicates
+
+    def _check_image_folder(self) -> None:
+        """A DataFormatError naming ``img_dir`` when it is not a folder."""
+        if not os.path.isdir(self.img_dir):
+            raise DataFormatError(f"image folder (img_dir) not found: {self.img_dir}")
+
+    def _set_split_images(self, labels: np.ndarray, index: SplitIndex, widths: np.ndarray, heights: np.ndarray,
+                          resampling: ResamplingOptions | None) -> None:
+        """What every family's constructor sets last, once its annotations are read: the flat object classes
+        ``labels`` (N_all,), the split ``index``, the original sizes of its images out of ``widths`` /
+        ``heights`` (one per annotated image, indexed by ``index.image_rows``), and the bi-level resampling
+        masks when ``resampling`` is given."""
+        self.labels = labels
+        self.index = index
+        self.widths = widths[index.image_rows]
+        self.heights = heights[index.image_rows]
+        self.resampling = self.bilevel_resampling(resampling) if resampling is not None else None
 
     def __len__(self) -> int:
         return len(self.index.image_rows)

@@ -197,13 +197,16 @@ def evaluate_split(dataset, predictions: Mapping[int, dict], mode: str, zeroshot
 def evaluate_split_file(dataset, path: str, mode: str, zeroshot: np.ndarray | None,
                         predicate_counts: np.ndarray | None, iou_threshold: float = 0.5,
                         with_detection: bool = True,
-                        protocol: EvaluationProtocol = SGB_PROTOCOL) -> dict:
-    """``evaluate_split`` of the predictions file ``path`` (one prediction per image of ``dataset``, in index
-    order, as ``predict_split_to_file`` writes it), read and evaluated one chunk of images at a time."""
+                        protocol: EvaluationProtocol = SGB_PROTOCOL, whole_split: bool = True) -> dict:
+    """``evaluate_split`` of the predictions file ``path``, read and evaluated one chunk of images at a time.
+    With ``whole_split`` the file must hold one prediction per image of ``dataset`` in index order (as
+    ``predict_split_to_file`` writes it); without, the images it holds (dataset indices, in file order)."""
     image_ids = read_predictions_header(path)["image_ids"]
-    if not np.array_equal(image_ids, np.arange(len(dataset))):
+    if whole_split and not np.array_equal(image_ids, np.arange(len(dataset))):
         raise ValueError(f"{path}: holds {len(image_ids)} predictions, not one per image of the {len(dataset)}-image "
                          f"split in index order")
+    if len(image_ids) and (image_ids.min() < 0 or image_ids.max() >= len(dataset)):
+        raise ValueError(f"{path}: image ids up to {int(image_ids.max())}, the split has {len(dataset)} images")
     return _evaluate_images(dataset, image_ids.tolist(), (prediction for _, prediction in iter_predictions(path)),
                             mode, zeroshot, predicate_counts, iou_threshold, with_detection, protocol)
 

@@ -207,17 +207,37 @@ def test_relation_model(cfg, model: nn.Module, device: torch.device, distributed
                               metadata, protocol=protocol, batch_invariant=cfg.TEST.BATCH_INVARIANT)
     if not is_main_process():
         return {}
-    with user_errors("reading the zero-shot triplets and the train split's predicate counts"):
-        zeroshot, predicate_counts, train_metadata = train_split_inputs(cfg, protocol, dataset, split,
-                                                                        num_predicates, zeroshot_file)
-    evaluation = evaluate_split_file(dataset, path, mode, zeroshot, predicate_counts,
-                                     iou_threshold=cfg.TEST.RELATION.IOU_THRESHOLD, protocol=protocol)
+    evaluation, paths = evaluate_predictions_file(cfg, protocol, dataset, split, path, folder, zeroshot_file,
+                                                  extra={"weights": weights})
     logger.info("%s", evaluation["report"])
-    paths = protocol.write_report_files(folder, split, evaluation, dataset.ind_to_predicates, predicate_counts,
-                                        extra={"split": split, "weights": weights, "predictions": path,
-                                               **train_metadata})
     logger.info("Wrote %s", ", ".join([path, *paths.values()]))
     return evaluation
+
+
+def evaluate_predictions_file(cfg, protocol: EvaluationProtocol, dataset, split: str, predictions_path: str,
+                              output_dir: str, zeroshot_file: str | None = None, with_detection: bool = True,
+                              whole_split: bool = True,
+                              extra: dict[str, Any] | None = None) -> tuple[dict, dict[str, str]]:
+    """Evaluate the predictions file of ``split`` (``dataset``) with ``protocol`` and write its report files
+    to ``output_dir``; shared by the test pass and tools/evaluate_predictions.py.
+
+    The protocol's train-split inputs (zero-shot triplets from ``zeroshot_file`` or computed, the train
+    split's predicate counts) are read first; the file is evaluated a chunk at a time (``evaluate_split_file``:
+    ``whole_split`` asks for one prediction per image in index order), in the mode of the config
+    (MODEL.ROI_RELATION_HEAD.USE_GT_BOX / USE_GT_OBJECT_LABEL) and with TEST.RELATION.IOU_THRESHOLD. The
+    results JSON records {"split", **extra, "predictions", and the train-split metadata}. Returns (the
+    evaluation dict, {kind: path} of the files written)."""
+    with user_errors("reading the zero-shot triplets and the train split's predicate counts"):
+        zeroshot, predicate_counts, train_metadata = train_split_inputs(cfg, protocol, dataset, split,
+                                                                        len(dataset.ind_to_predicates),
+                                                                        zeroshot_file)
+    evaluation = evaluate_split_file(dataset, predictions_path, relation_mode(cfg), zeroshot, predicate_counts,
+                                     iou_threshold=cfg.TEST.RELATION.IOU_THRESHOLD, with_detection=with_detection,
+                                     protocol=protocol, whole_split=whole_split)
+    paths = protocol.write_report_files(output_dir, split, evaluation, dataset.ind_to_predicates, predicate_counts,
+                                        extra={"split": split, **(extra or {}), "predictions": predictions_path,
+                                               **train_metadata})
+    return evaluation, paths
 
 
 def confusion_matrix_of_train_split(cfg, model: nn.Module, device: torch.device,

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from .compaction import compact_prediction
 from .evaluate import evaluate_oi_predictions, evaluate_predictions
@@ -64,8 +64,9 @@ class EvaluationProtocol(ABC):
         """Write ``<prefix>_report.txt``, ``<prefix>_results.json`` and a per-predicate PNG; {kind: path}."""
 
     @abstractmethod
-    def unusable_predictions(self, predictions: Sequence[Mapping[str, Any]]) -> str | None:
-        """What a saved predictions file lacks for this protocol, or None when it can be evaluated."""
+    def unusable_predictions(self, predictions: Iterable[Mapping[str, Any]]) -> str | None:
+        """What a saved predictions file lacks for this protocol, or None when it can be evaluated
+        (``predictions`` may be a generator over the file: it is read once, at most)."""
 
     def validation_metric(self, evaluation: Mapping[str, Any], selected: str | None = None) -> tuple[float, str]:
         """(the metric validation selects on, the log line with it first and every validation metric);

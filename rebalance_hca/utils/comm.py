@@ -13,6 +13,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from .cli import UserInputError
+
 
 def is_distributed() -> bool:
     return dist.is_available() and dist.is_initialized()
@@ -76,12 +78,12 @@ def reduce_dict_mean(values: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]
 def select_device(device_name: str) -> torch.device:
     """The torch device for MODEL.DEVICE; on CUDA, this process's GPU (LOCAL_RANK).
 
-    Raises a RuntimeError telling the user to pass ``MODEL.DEVICE cpu`` when CUDA is asked for but absent.
+    Raises a UserInputError telling the user to pass ``MODEL.DEVICE cpu`` when CUDA is asked for but absent.
     """
     device = torch.device(device_name)
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise RuntimeError(f"MODEL.DEVICE is {device_name!r} but CUDA is not available on this machine; "
+            raise UserInputError(f"MODEL.DEVICE is {device_name!r} but CUDA is not available on this machine; "
                                "pass MODEL.DEVICE cpu on the command line (or in the config) to run on the CPU")
         if device.index is None:
             device = torch.device("cuda", get_local_rank())

@@ -2,7 +2,6 @@
 targets as ``scene_graph_dataset`` describes."""
 from __future__ import annotations
 
-import os
 from typing import Callable
 
 import numpy as np
@@ -10,7 +9,7 @@ import numpy as np
 from ..files import DataFormatError
 from ..resampling import ResamplingOptions
 from ..scene_graph_dataset import SceneGraphDataset, remove_empty_boxes
-from ..split_index import RebalanceSpec, SplitIndex
+from ..split_index import RebalanceSpec
 from .files import (
     BOX_SCALE,
     load_annotations,
@@ -50,32 +49,23 @@ class VGDataset(SceneGraphDataset):
         transforms: Callable | None = None,
         resampling: ResamplingOptions | None = None,
     ) -> None:
-        self.split = split
-        self.img_dir = img_dir
-        self.transforms = transforms
-        self.filter_duplicate_rels = filter_duplicate_rels and split == "train"
         vocabulary = load_vocabulary(dict_file)
-        self.ind_to_classes = vocabulary.ind_to_classes
-        self.ind_to_predicates = vocabulary.ind_to_predicates
+        self._set_split_options(split, img_dir, transforms, filter_duplicate_rels, vocabulary.ind_to_classes,
+                                vocabulary.ind_to_predicates)
         self.ind_to_attributes = vocabulary.ind_to_attributes
         self.predicate_count = vocabulary.predicate_count
 
         self.roidb_file = roidb_file
         self.annotations = load_annotations(roidb_file)
         _check_vocabulary_fits(self.annotations, dict_file, len(self.ind_to_classes), len(self.ind_to_predicates))
-        if not os.path.isdir(img_dir):
-            raise DataFormatError(f"image folder (img_dir) not found: {img_dir}")
-        self.labels = self.annotations.labels
-        self.index: SplitIndex = select_split(
+        self._check_image_folder()
+        index = select_split(
             self.annotations, split, filter_empty_rels=filter_empty_rels,
             filter_non_overlap=filter_non_overlap, num_im=num_im, num_val_im=num_val_im, rebalance=rebalance,
         )
         info = load_image_info(image_file, len(self.annotations.split))
-        rows = self.index.image_rows
-        self.image_ids = info.image_ids[rows]
-        self.widths = info.widths[rows]
-        self.heights = info.heights[rows]
-        self.resampling = self.bilevel_resampling(resampling) if resampling is not None else None
+        self.image_ids = info.image_ids[index.image_rows]
+        self._set_split_images(self.annotations.labels, index, info.widths, info.heights, resampling)
 
     def image_boxes(self, index: int) -> np.ndarray:
         """The 1024-frame boxes rescaled to the original image (docs/reference.md#vg150-h5-file).
