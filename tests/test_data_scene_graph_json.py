@@ -228,6 +228,7 @@ def test_check_dataset_tool_lists_json_problems_and_exits_1(tmp_path):
         f"exist (the image has 3 objects)", "dataset check: 1 problem(s)"]
 
 
+@pytest.mark.slow
 def test_train_then_test_through_the_entry_points(tiny_synthvg, converted_synthvg, tmp_path):
     train, test = load_tool("relation_train_net"), load_tool("relation_test_net")
     output = str(tmp_path / "stage1")

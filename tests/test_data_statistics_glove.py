@@ -186,6 +186,6 @@ def test_glove_line_that_does_not_parse_names_the_file_and_line(tmp_path, line, 
     write_glove(tmp_path, [("man", [1, 2, 3])])
     with open(tmp_path / "glove.6B.3d.txt", "ab") as stream:
         stream.write(line)
-    with pytest.raises(DataFormatError, match=rf"glove\.6B\.3d\.txt:2: expected a word and 3 numbers \(.*\)$") as error:
+    with pytest.raises(DataFormatError, match=r"glove\.6B\.3d\.txt:2: expected a word and 3 numbers \(.*\)$") as error:
         embedding_for_names(["man"], str(tmp_path), 3)
     assert problem in str(error.value)

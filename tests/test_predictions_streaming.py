@@ -20,6 +20,7 @@ from rebalance_hca.engine.relation_inference import (evaluate_split, evaluate_sp
 from rebalance_hca.evaluation import compact_oi_prediction, compact_prediction, load_predictions, save_predictions
 from rebalance_hca.evaluation import predictions_io
 from rebalance_hca.evaluation.predictions_io import PredictionsWriter, iter_predictions, read_predictions_header
+from rebalance_hca.evaluation.protocols import OPEN_IMAGES_PROTOCOL, SGB_PROTOCOL
 
 NUM_PREDICATES = 6
 IMAGE_SIZE = (30, 40)   # (height, width) of every image: predictions need no rescaling
@@ -149,7 +150,8 @@ def loader_of(dataset, batch_size: int = 2):
                                        batch_sampler=InferenceBatchSampler(len(dataset), batch_size))
 
 
-@pytest.mark.parametrize("mode, protocol", [("sgdet", "vg"), ("predcls", "vg"), ("sgcls", "oi")])
+@pytest.mark.parametrize("mode, protocol", [("sgdet", SGB_PROTOCOL), ("predcls", SGB_PROTOCOL),
+                                            ("sgcls", OPEN_IMAGES_PROTOCOL)], ids=["sgdet-vg", "predcls-vg", "sgcls-oi"])
 def test_predict_to_file_and_evaluate_from_file_equal_the_in_memory_path(mode, protocol, tmp_path, monkeypatch):
     """Several sends to rank 0 and several chunks (both made small); the file holds the images in index
     order, and its evaluation equals the in-memory one, number for number."""

@@ -168,6 +168,7 @@ def test_missing_and_unknown_keys_are_refused_naming_them(tiny_synthvg, tmp_path
         load_model_weights(model, detector_only, key="MODEL.WEIGHT")
 
 
+@pytest.mark.slow
 def test_the_tools_test_and_convert_an_sgb_relation_model(tiny_synthvg, tmp_path):
     cfg = CASES["IMPPredictor"][0](tiny_synthvg, str(tmp_path / "out"))
     _, path, _ = _sgb_file(cfg, imp_to_sgb, str(tmp_path / "model_final.pth"))

@@ -115,6 +115,7 @@ def test_cache_returns_the_computed_inputs(tiny_synthvg, tmp_path, mode):
     assert len(computed[0]) == len(target["boxes"]) ** 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("flip", ["0.0", "0.5"])
 def test_cached_stage2_is_bit_identical_to_uncached(tiny_synthvg, tmp_path, stage1_checkpoint, count_computations,
                                                     flip):
@@ -133,6 +134,7 @@ def test_cached_stage2_is_bit_identical_to_uncached(tiny_synthvg, tmp_path, stag
     _assert_same_weights(uncached, reread)
 
 
+@pytest.mark.slow
 def test_stale_cache_is_refused_with_its_reason_and_rebuilt(tiny_synthvg, tmp_path, stage1_checkpoint, caplog,
                                                             count_computations):
     cache_dir = str(tmp_path / "cache")
@@ -161,6 +163,7 @@ def test_stale_cache_is_refused_with_its_reason_and_rebuilt(tiny_synthvg, tmp_pa
     assert len(refusals) == 1 and "config_digest" in refusals[0] and "frozen_weights" not in refusals[0]
 
 
+@pytest.mark.slow
 def test_truncated_entry_is_detected_and_recomputed(tiny_synthvg, tmp_path, stage1_checkpoint, caplog,
                                                     count_computations):
     cache_dir = str(tmp_path / "cache")

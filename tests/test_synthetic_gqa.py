@@ -63,6 +63,7 @@ def test_train_file_is_the_whole_train_pool_and_bytes_are_reproducible(tiny_synt
             assert stream.read() == open(os.path.join(folder, name), "rb").read()
 
 
+@pytest.mark.slow
 def test_stage1_then_test_through_the_entry_points(tiny_synthvg_gqa, tmp_path):
     train, test = load_tool("relation_train_net"), load_tool("relation_test_net")
     output = str(tmp_path / "stage1")
