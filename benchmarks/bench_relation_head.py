@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_relation_head.py --part context --images 8 --objects 25 --hidden 768 \
         --in-channels 4096 --obj-layers 4 --rel-layers 2 --repeat 5
     .venv/bin/python benchmarks/bench_relation_head.py --part step ...   (same arguments)
-    .venv/bin/python benchmarks/bench_relation_head.py --part context --context motifs|vctree --mode sgcls \
+    .venv/bin/python benchmarks/bench_relation_head.py --part context --context motifs|vctree|imp --mode sgcls \
         --images 8 --objects 25 --hidden 512 --in-channels 4096 --obj-layers 1 --rel-layers 1 --repeat 5
 
 --part context: the hybrid co-attention context alone, one train-mode forward + backward (PredCls inputs,
@@ -18,6 +18,8 @@ a 600x1000 image, with the share of each part (each part's forward + backward ti
 computing it (benchmarks/context_motifs.py), training and testing.
 --context vctree: SGB's VCTree context instead of HCA, in --mode, level-batched beside SGB's way of computing
 it, one image and one tree node at a time (benchmarks/context_vctree.py), training and testing.
+--context imp: SGB's IMP context (SGCls, --pairs-per-image sampled pairs in training, all pairs at test time)
+beside SGB's way of computing it, dense incidence-matrix products (benchmarks/context_imp.py).
 The last line printed is one JSON object: seconds_per_step (median), peak_rss_mb, gflop,
 fraction_of_matmul_peak (and, for context, the per-image figures).
 """
@@ -49,9 +51,9 @@ MATMUL_SIZE = 2048
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--part", choices=("context", "step"), default="context")
-    parser.add_argument("--context", choices=("hca", "motifs", "vctree"), default="hca")
+    parser.add_argument("--context", choices=("hca", "motifs", "vctree", "imp"), default="hca")
     parser.add_argument("--mode", choices=("predcls", "sgcls", "sgdet"), default="sgcls",
-                        help="the relation mode of --context motifs and vctree")
+                        help="the relation mode of --context motifs and vctree (imp runs sgcls)")
     parser.add_argument("--images", type=int, default=8)
     parser.add_argument("--objects", type=int, default=25)
     parser.add_argument("--hidden", type=int, default=768)
@@ -225,6 +227,10 @@ def main() -> None:
         from context_vctree import bench_vctree_context
 
         result = bench_vctree_context(args, counted_gflop, matmul_gflops)
+    elif args.context == "imp":
+        from context_imp import bench_imp_context
+
+        result = bench_imp_context(args, counted_gflop, matmul_gflops)
     else:
         result = bench_context(args)
     result.update(part=args.part, context=args.context, peak_rss_mb=peak_rss_mb(), threads=torch.get_num_threads(),
