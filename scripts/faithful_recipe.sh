@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # ReBalance-HCA's own recipe, faithfully, beside this project's default, on SynthVG on a CPU, PredCls
-# (docs/training.md#reballance-hcas-own-recipe). RB's recipe is three runs:
+# (docs/training.md#rebalance-hcas-own-recipe). RB's recipe is three runs:
 #   1. a plain cross-entropy HCA model and its predicate confusion matrix: the quickstart's hca_stage1 and its
 #      matrix (scripts/quickstart.sh runs first; it reuses what exists);
 #   2. stage 1 trained with RB's PredicateReweighting loss and that matrix (OUTPUT_ROOT/hca_rb_stage1);

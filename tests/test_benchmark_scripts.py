@@ -168,27 +168,37 @@ def tiny_detector(output_root: str) -> None:
     torch.save({"model": detector.state_dict()}, os.path.join(folder, "model_final.pth"))
 
 
+FAITHFUL_ROWS = ["HCA stage 1, plain CE", "default recipe, stage 2", "RB's recipe, stage 1", "RB's recipe, stage 2"]
+
+
 @pytest.mark.slow
-def test_benchmark_table_trains_its_rows(tiny_synthvg, tmp_path):
-    """IMP, Motifs and Motifs + ReBalance (stage 1, confusion matrix, stage 2) really trained and tested by the
-    script (tiny models, 4 iterations): their rows get measured metrics and training times."""
+def test_faithful_recipe_trains_its_three_runs(tiny_synthvg, tmp_path):
+    """RB's three runs really trained and tested by scripts/faithful_recipe.sh (tiny models, 4 iterations): the
+    plain-CE model (the quickstart's hca_stage1) and its confusion matrix, stage 1 with the reweighting loss and
+    that matrix, stage 2 from it. Their rows get measured metrics and training times that add up the runs; the
+    quickstart's other runs are the stand-in's (tests/script_shim.py)."""
     output_root = str(tmp_path / "out")
     tiny_detector(output_root)
-    process, _ = run_script("benchmark_table.sh", tmp_path, tiny_synthvg, output_root, *TINY_RUN_OPTS,
-                            real_runs="imp_stage1 motifs_stage1 motifs_stage2")
+    process, calls = run_script("faithful_recipe.sh", tmp_path, tiny_synthvg, output_root, *TINY_RUN_OPTS,
+                                real_runs="hca_stage1 hca_rb_stage1 hca_rb_stage2")
     assert process.returncode == 0, process.stderr
-    columns, rows = parse_table(process.stdout)
-    assert columns == TABLE_COLUMNS and list(rows) == TABLE_ROWS
-    with open(os.path.join(output_root, "motifs_stage2", "training_time.json"), encoding="utf-8") as stream:
-        stage2_time = json.load(stream)
-    assert stage2_time["first_iteration"] == 1 and stage2_time["last_iteration"] == 4
-    confusion = np.load(os.path.join(output_root, "motifs_stage1", "predicate_confusion_matrix.npy"))
+    assert runs_of(calls) == [run for run in EXPECTED_RUNS[:9] if run[1] != "detector"]   # the test's detector
+    confusion = np.load(os.path.join(output_root, "hca_stage1", "predicate_confusion_matrix.npy"))
     assert confusion.shape == (22, 22) and confusion.sum() > 0
-    for name in ("IMP", "Motifs", "Motifs + ReBalance"):
-        metrics = rows[name][:-1]
-        assert all(0.0 <= float(cell) <= 100.0 for cell in metrics if cell != "-"), rows[name]
-        assert rows[name] != rows["VCTree"]      # measured, not the stand-in's 50.00 / 25.00 / 1 s
-        assert float(rows[name][-1]) > 0
+    assert "# relation loss (MODEL.ROI_RELATION_HEAD.LOSS.TYPE 'PredicateReweighting'): PredicateReweighting" in \
+        open(os.path.join(output_root, "hca_rb_stage1", "config.yml"), encoding="utf-8").read()
+    columns, rows = parse_table(process.stdout)
+    assert columns == TABLE_COLUMNS and list(rows) == FAITHFUL_ROWS
+    times = {}
+    for run in ("hca_stage1", "hca_rb_stage1", "hca_rb_stage2"):
+        with open(os.path.join(output_root, run, "training_time.json"), encoding="utf-8") as stream:
+            record = json.load(stream)
+        assert (record["first_iteration"], record["last_iteration"]) == (1, 4) and record["seconds"] > 0
+        times[run] = record["seconds"]
+    assert abs(float(rows["RB's recipe, stage 2"][-1]) - sum(times.values())) <= 1
+    for name in ("HCA stage 1, plain CE", "RB's recipe, stage 1", "RB's recipe, stage 2"):
+        assert all(0.0 <= float(cell) <= 100.0 for cell in rows[name][:-1] if cell != "-"), rows[name]
+        assert rows[name][:-1] != rows["default recipe, stage 2"][:-1]   # measured, not the stand-in's values
 
 
 @pytest.mark.parametrize("loss_type, expects_correlation", [("PredicateReweighting", True), ("", False)])
