@@ -8,8 +8,8 @@
 # head/body/tail mR@50 and the training time in seconds (a ReBalance row adds up every run its model needed;
 # the TDE row is its training run's). Every step reuses its output when it exists (a rerun prints the table).
 # Extra KEY VALUE arguments override the relation configs of every run.
-#   Environment: SYNTHVG_DIR (datasets/synthvg), SYNTHVG_IMAGES (4000), OUTPUT_ROOT (output/quickstart); SynthVG's
-#   VG150 layout only.
+#   Environment: SYNTHVG_DIR (datasets/synthvg), SYNTHVG_IMAGES (4000), OUTPUT_ROOT (output/quickstart), MARKDOWN
+#   (set: the final table in Markdown); SynthVG's VG150 layout only.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/_synthvg_runs.sh"
 
@@ -45,7 +45,7 @@ stage2 HCA transformer_stage1 "$OUT/transformer_stage1/predicate_confusion_matri
 
 echo
 echo "== the comparison table: SynthVG test split, PredCls ($((SECONDS - SECONDS_AT_START)) s in all)"
-"$PY" tools/compare_runs.py --columns full \
+"$PY" tools/compare_runs.py --columns full ${MARKDOWN:+--markdown} \
   "frequency baseline=$OUT/frequency" \
   "IMP=$OUT/imp_stage1" \
   "Motifs=$OUT/motifs_stage1" \

@@ -9,8 +9,8 @@
 # Ends with one table of both recipes (compare_runs --columns full; the training time of a stage-2 row adds up
 # every run its model needed). Every step reuses its output when it exists.
 # Extra KEY VALUE arguments override the relation configs of every run (the quickstart's too).
-#   Environment: SYNTHVG_DIR (datasets/synthvg), SYNTHVG_IMAGES (4000), OUTPUT_ROOT (output/quickstart); SynthVG's
-#   VG150 layout only.
+#   Environment: SYNTHVG_DIR (datasets/synthvg), SYNTHVG_IMAGES (4000), OUTPUT_ROOT (output/quickstart), MARKDOWN
+#   (set: the final table in Markdown); SynthVG's VG150 layout only.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/_synthvg_runs.sh"
 CE_MATRIX="$OUT/hca_stage1/predicate_confusion_matrix.npy"
@@ -27,7 +27,7 @@ stage2 HCA hca_rb_stage1 "$CE_MATRIX" hca_rb_stage2 "$@"
 
 echo
 echo "== both ReBalance-HCA recipes, SynthVG test split, PredCls ($((SECONDS - SECONDS_AT_START)) s in all)"
-"$PY" tools/compare_runs.py --columns full \
+"$PY" tools/compare_runs.py --columns full ${MARKDOWN:+--markdown} \
   "HCA stage 1, plain CE=$OUT/hca_stage1" \
   "default recipe, stage 2=$OUT/hca_stage2" \
   "RB's recipe, stage 1=$OUT/hca_rb_stage1" \

@@ -54,6 +54,7 @@ def run_script(script: str, tmp_path, data_dir: str, output_root: str, *override
     env = {**os.environ, "REBALANCE_HCA_VENV": shim_venv(venv) if not venv.exists() else str(venv),
            "SHIM_LOG": str(log), "SHIM_REAL_RUNS": real_runs, "SYNTHVG_DIR": data_dir, "OUTPUT_ROOT": output_root,
            "DATASET": dataset, "PYTHONPATH": os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")])}
+    env.pop("MARKDOWN", None)   # the plain table, which parse_table reads
     process = subprocess.run(["bash", os.path.join(ROOT, "scripts", script), *overrides], env=env, cwd=ROOT,
                              capture_output=True, text=True)
     calls = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
