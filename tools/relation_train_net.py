@@ -11,11 +11,13 @@ MODEL.PRETRAINED_MODEL_CKPT and trains the clean classifier alone on the rebalan
 MODEL.ROI_RELATION_HEAD.CONFUSION_MATRIX for the loss). Validation (graph-constrained R@100 on
 DATASETS.VAL) every SOLVER.VAL_PERIOD, the best model kept as model_best.pth; checkpoints every
 SOLVER.CHECKPOINT_PERIOD; a rerun with the same OUTPUT_DIR resumes from its last_checkpoint unless
---no-resume; then the test on DATASETS.TEST unless --skip-test. See docs/training.md.
+--no-resume; then the test on DATASETS.TEST unless --skip-test. The run's wall time (setup and iterations, not
+the test) goes to OUTPUT_DIR/training_time.json. See docs/training.md.
 """
 from __future__ import annotations
 
 import argparse
+import time
 from typing import Sequence
 
 import torch
@@ -26,6 +28,7 @@ from rebalance_hca.engine.relation_runs import (check_relation_config, prepare_t
                                                 run_description, test_relation_model)
 from rebalance_hca.engine.trainer import (BestCheckpointHook, CheckpointHook, LoggingHook, ProgressBarHook, Trainer,
                                           amp_dtype_from_config)
+from rebalance_hca.engine.training_time import TrainingTimeHook
 from rebalance_hca.utils.cli import run_tool, user_errors
 
 LOG_PERIOD = 20
@@ -41,7 +44,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def train(cfg, device: torch.device, distributed: bool, resume: bool) -> tuple[torch.nn.Module, str]:
-    """Train; returns the (possibly DDP-wrapped) model and the final checkpoint's path ("" on other ranks)."""
+    """Train; returns the (possibly DDP-wrapped) model and the final checkpoint's path ("" on other ranks). The
+    run's wall time goes to OUTPUT_DIR/training_time.json (``TrainingTimeHook``)."""
+    started = time.perf_counter()
     with user_errors("setting up relation training"):
         run = prepare_training(cfg, device, resume=resume)
         data_loader = make_data_loader(cfg, mode="train", is_distributed=distributed, start_iter=run.start_iter)
@@ -59,7 +64,8 @@ def train(cfg, device: torch.device, distributed: bool, resume: bool) -> tuple[t
         validator=relation_validator(cfg, distributed, device) if cfg.SOLVER.TO_VAL else None,
         val_period=cfg.SOLVER.VAL_PERIOD, pre_validate=cfg.SOLVER.PRE_VAL, best_metric=run.best_metric,
         hooks=[BestCheckpointHook(checkpointer), CheckpointHook(checkpointer, cfg.SOLVER.CHECKPOINT_PERIOD),
-               LoggingHook(LOG_PERIOD, tensorboard_dir=cfg.OUTPUT_DIR), ProgressBarHook()],
+               LoggingHook(LOG_PERIOD, tensorboard_dir=cfg.OUTPUT_DIR), ProgressBarHook(),
+               TrainingTimeHook(cfg.OUTPUT_DIR, started)],
     )
     trainer.train()
     return model, checkpointer.last_checkpoint() if checkpointer.has_checkpoint() else ""

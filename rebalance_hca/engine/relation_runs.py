@@ -18,6 +18,7 @@ from ..data import family_of, make_data_loader
 from ..data.build import build_dataset, dataset_name
 from ..evaluation import EvaluationProtocol, PredicateConfusionMatrix
 from ..modeling import build_model, relation_mode
+from ..modeling.relation_head.build import relation_loss_type
 from ..modeling.weights import load_model_weights, unwrap_model
 from ..utils.cli import UserInputError, user_errors
 from ..utils.comm import broadcast_object, get_world_size, is_main_process
@@ -36,7 +37,8 @@ PREDICTION_SECTIONS = ("MODEL", "INPUT", "DATASETS")
 
 
 def run_description(cfg) -> str:
-    """What a run is, for the header of its saved config.yml: mode, predictor, stage, confusion matrix."""
+    """What a run is, for the header of its saved config.yml: mode, predictor, stage, relation loss, confusion
+    matrix."""
     head = cfg.MODEL.ROI_RELATION_HEAD
     lines = [f"{relation_mode(cfg)} with {head.PREDICTOR}"]
     if is_stage2(cfg):
@@ -44,6 +46,7 @@ def run_description(cfg) -> str:
                      f"MODEL.PRETRAINED_MODEL_CKPT {cfg.MODEL.PRETRAINED_MODEL_CKPT or '(not set)'}")
     else:
         lines.append("stage 1 (the common model on the full train split)")
+    lines.append(f"relation loss (MODEL.ROI_RELATION_HEAD.LOSS.TYPE {head.LOSS.TYPE!r}): {relation_loss_type(cfg)}")
     lines.append(f"confusion matrix (MODEL.ROI_RELATION_HEAD.CONFUSION_MATRIX): {head.CONFUSION_MATRIX or '(none)'}")
     lines.append(f"transfer classifier at test time: {head.WITH_TRANSFER_CLASSIFIER} ({head.TRANSFER_MATRIX})")
     return "\n".join(lines)
