@@ -1,4 +1,4 @@
-"""tools/convert_dataset.py from Open Images V6 and GQA-200 (docs/data.md#converting-a-dataset): SynthVG in each
+"""tools/convert_dataset.py from Open Images V6 and GQA-200 (docs/data.md#converting-another-family): SynthVG in each
 layout, converted to the scene-graph JSON format and loaded back, gives the same samples in every split and
 the statistics the JSON family's conventions imply (VG150's: relations between boxes that neither overlap nor
 touch are not counted in fg, where the source families count every relation; background pairs from the clamped
