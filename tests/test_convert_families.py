@@ -1,10 +1,12 @@
-"""tools/convert_dataset.py from Open Images V6 and GQA-200 (docs/data.md#converting-another-family): SynthVG in each
-layout, converted to the scene-graph JSON format and loaded back, gives the same samples in every split and
-the statistics the JSON family's conventions imply (VG150's: relations between boxes that neither overlap nor
+"""tools/convert_dataset.py from Open Images V6, GQA-200 and the scene-graph JSON format itself
+(docs/data.md#converting-another-family): SynthVG in each layout, converted to the scene-graph JSON format and
+loaded back, gives the same samples in every split and the statistics the JSON family's conventions imply (VG150's: relations between boxes that neither overlap nor
 touch are not counted in fg, where the source families count every relation; background pairs from the clamped
-boxes the converter writes, where the source families read the stored ones)."""
+boxes the converter writes, where the source families read the stored ones); a JSON dataset converts to an
+identical one."""
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
@@ -17,6 +19,8 @@ from rebalance_hca.data import build_dataset, get_dataset_statistics
 from rebalance_hca.data.synthetic import SynthVGOptions, write_synthvg_gqa, write_synthvg_oi
 
 OPTIONS = SynthVGOptions(num_images=60, seed=0)
+EXAMPLE = os.path.join(ROOT, "docs", "examples", "scene_graph_json")
+VG_CONFIG = os.path.join(ROOT, "configs", "synthetic", "relation_HCA_R18_FPN.yaml")
 SOURCES = {
     # layout: (config naming the family's datasets, writer of the annotation files, its settings)
     "oiv6": (os.path.join(ROOT, "configs", "synthetic", "relation_HCA_R18_FPN_oiv6.yaml"),
@@ -99,3 +103,12 @@ def test_statistics_differ_only_by_the_json_conventions(converted):
     assert (got.fg_matrix <= expected.fg_matrix).all() and (got.fg_matrix != expected.fg_matrix).any()
     unchanged_pairs = (got.fg_matrix == expected.fg_matrix).all(axis=2)
     np.testing.assert_array_equal(got.pred_dist[unchanged_pairs], expected.pred_dist[unchanged_pairs])
+
+
+def test_a_json_dataset_converts_to_an_identical_one(tmp_path):
+    folder = str(tmp_path / "converted")
+    load_tool("convert_dataset").main(["--config-file", VG_CONFIG, "--output", folder, "--images", "none",
+                                       *json_opts(EXAMPLE)])
+    for name in ("vocabulary.json", "train.json", "val.json", "test.json"):
+        with open(os.path.join(EXAMPLE, name)) as source, open(os.path.join(folder, name)) as converted:
+            assert json.load(converted) == json.load(source), name
