@@ -10,6 +10,8 @@ import torch
 
 from rebalance_hca.data import DataFormatError
 from rebalance_hca.data.glove import embedding_for_names, glove_paths
+from rebalance_hca.data.split_index import SplitIndex
+from rebalance_hca.data.statistics import count_statistics
 from rebalance_hca.data.vg.statistics import load_or_compute_statistics
 
 from vg_fixture import FixtureImage, box, write_fixture
@@ -78,6 +80,58 @@ def test_statistics_counts_by_hand(tmp_path):
     # pred_dist = log(fg / fg.sum(-1) + 1e-3); for (cup, man): fg = [2, 0, 0, 2] -> [log .501, log .001, ...]
     np.testing.assert_allclose(stats.pred_dist[1, 2], np.log([0.501, 0.001, 0.001, 0.501]), rtol=1e-6)
     assert stats.pred_dist.dtype == np.float32
+
+
+def _statistics_one_pair_at_a_time(labels, boxes, box_counts, relations, num_classes, num_predicates):
+    """fg and bg counted per relation and per ordered box pair, the intersection as SGB's float64 clipped width
+    times clipped height > 0; pred_dist over the whole matrix at once."""
+    fg = np.zeros((num_classes, num_classes, num_predicates), dtype=np.int64)
+    bg = np.ones((num_classes, num_classes), dtype=np.int64)
+    start = 0
+    for count, image_relations in zip(box_counts, relations):
+        image_labels, image_boxes = labels[start:start + count], boxes[start:start + count].astype(np.float64)
+        for subject, obj, predicate in image_relations:
+            fg[image_labels[subject], image_labels[obj], predicate] += 1
+        pairs = [(i, j) for i in range(count) for j in range(count) if i != j]
+        overlapping = [(i, j) for i, j in pairs if
+                       max(min(image_boxes[i, 2], image_boxes[j, 2]) - max(image_boxes[i, 0], image_boxes[j, 0]), 0)
+                       * max(min(image_boxes[i, 3], image_boxes[j, 3]) - max(image_boxes[i, 1], image_boxes[j, 1]), 0)
+                       > 0]
+        for i, j in overlapping or pairs:
+            bg[image_labels[i], image_labels[j]] += 1
+        start += count
+    fg[:, :, 0] = bg
+    return fg, bg, np.log(fg / fg.sum(2)[:, :, None] + 1e-3).astype(np.float32)
+
+
+COORDINATES = {  # the boxes, from integer corners in [0, 40): many touching and 1-pixel overlaps
+    "integers": lambda boxes: boxes,
+    "integers below 2**24": lambda boxes: boxes + (2 ** 24 - 64),
+    "integers from 2**24": lambda boxes: boxes + 2 ** 24,  # float32 would round odd ones
+    "quarter pixels near 2**23": lambda boxes: boxes / 4 + 2 ** 23,  # float32 would round to integers
+    "tiny (products underflow in float32)": lambda boxes: boxes * 1e-30,
+    "tinier (products underflow in float64)": lambda boxes: boxes * 1e-170,
+    "int32": lambda boxes: boxes.astype(np.int32),
+}
+
+
+@pytest.mark.parametrize("coordinates", sorted(COORDINATES))
+def test_vectorised_statistics_equal_a_count_one_pair_at_a_time(coordinates):
+    generator = np.random.default_rng(0)
+    box_counts = generator.integers(1, 8, size=60)
+    corners = generator.integers(0, 40, size=(box_counts.sum(), 2, 2))
+    boxes = COORDINATES[coordinates](np.concatenate([corners.min(1), corners.max(1)], axis=1).astype(np.float64))
+    labels = generator.integers(1, 5, size=box_counts.sum())
+    relations = [np.stack([generator.integers(0, count, size=3), generator.integers(0, count, size=3),
+                           generator.integers(1, 4, size=3)], axis=1) for count in box_counts]
+    index = SplitIndex(np.arange(len(box_counts)), np.concatenate([[0], np.cumsum(box_counts)[:-1]]), box_counts,
+                       np.arange(0, 3 * len(box_counts) + 1, 3), np.concatenate(relations))
+    got = count_statistics(labels, boxes, index, 5, 4)
+    fg, bg, pred_dist = _statistics_one_pair_at_a_time(labels, boxes, box_counts, relations, 5, 4)
+    np.testing.assert_array_equal(got.fg_matrix, fg)
+    np.testing.assert_array_equal(got.bg_matrix, bg)
+    np.testing.assert_array_equal(got.pred_dist, pred_dist)
+    assert got.pred_dist.dtype == np.float32
 
 
 def test_bg_counts_all_pairs_when_nothing_overlaps(tmp_path):

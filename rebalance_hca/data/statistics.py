@@ -18,7 +18,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..structures.boxes import paired_positive_intersection
+from ..structures.boxes import coordinates_positive_intersection
 from ..utils.atomic import write_cache
 from .files import file_fingerprint
 from .split_index import SplitIndex
@@ -63,35 +63,58 @@ def count_statistics(labels: np.ndarray, boxes: np.ndarray, index: SplitIndex, n
     bg_matrix = _count_background_pairs(labels, boxes, index.box_start, index.box_count, num_classes)
     bg_matrix = bg_matrix.reshape(num_classes, num_classes) + 1
     fg_matrix[:, :, 0] = bg_matrix
-    with np.errstate(divide="ignore", invalid="ignore"):
-        frequencies = np.divide(fg_matrix, fg_matrix.sum(2)[:, :, None])
-        pred_dist = np.log(np.add(frequencies, 1e-3, out=frequencies), out=frequencies).astype(np.float32)
-    return FrequencyStatistics(fg_matrix, bg_matrix, pred_dist)
+    return FrequencyStatistics(fg_matrix, bg_matrix, log_frequencies(fg_matrix))
+
+
+def log_frequencies(fg_matrix: np.ndarray) -> np.ndarray:
+    """pred_dist = log(fg / fg.sum(-1) + 1e-3) as float32, computed in float64 (SGB's order of operations).
+    Only the nonzero counts are divided (their row sums are positive); every zero count gives the same
+    log(0 + 1e-3), computed once by the same ufuncs. fg_matrix: (C, C, P) int64 -> (C, C, P) float32."""
+    totals = fg_matrix.sum(2)
+    counted = np.flatnonzero(fg_matrix)
+    zero_count = np.log(np.zeros(1) + 1e-3).astype(np.float32)[0]
+    pred_dist = np.full(fg_matrix.shape, zero_count, dtype=np.float32)
+    frequencies = np.divide(fg_matrix.reshape(-1)[counted], totals.reshape(-1)[counted // fg_matrix.shape[2]])
+    pred_dist.reshape(-1)[counted] = np.log(frequencies + 1e-3).astype(np.float32)
+    return pred_dist
 
 
 def _count_background_pairs(labels: np.ndarray, boxes: np.ndarray, box_start: np.ndarray, box_count: np.ndarray,
                             num_classes: int) -> np.ndarray:
     """bg counts: per image, ordered pairs of distinct boxes with positive intersection (no +1); all distinct
     pairs for an image with none. Images with the same box count n are handled together, as (k, n(n-1)/2)
-    blocks of their unordered pairs (the intersection is symmetric; each counted pair adds both orders),
-    at most ~PAIRS_PER_CHUNK ordered pairs per block. -> (C * C,) int64."""
-    bg_matrix = np.zeros(num_classes * num_classes, dtype=np.int64)
-    for count in np.unique(box_count):
-        if count < 2:
-            continue
+    blocks of their unordered pairs (the intersection is symmetric), at most ~PAIRS_PER_CHUNK ordered pairs per
+    block; the counted (first, second) label pairs are added up, then each pair is counted in both orders
+    (the matrix plus its transpose). -> (C * C,) int64."""
+    unordered = np.zeros(num_classes * num_classes, dtype=np.int64)
+    boxes = _exact_float32(boxes)
+    for count in np.flatnonzero(np.bincount(box_count, minlength=2)[2:]) + 2:
         images = np.flatnonzero(box_count == count)
         first_box, second_box = np.triu_indices(count, 1)
         images_per_block = max(1, PAIRS_PER_CHUNK // int(count) ** 2)
         for first in range(0, len(images), images_per_block):
             rows = box_start[images[first:first + images_per_block], None] + np.arange(count)  # (k, n)
-            image_boxes, image_labels = boxes[rows], labels[rows]
-            overlapping = paired_positive_intersection(image_boxes[:, first_box], image_boxes[:, second_box])
+            coordinates = np.moveaxis(boxes[rows], 2, 0)  # (4, k, n): x1, y1, x2, y2
+            overlapping = coordinates_positive_intersection([plane[:, first_box] for plane in coordinates],
+                                                            [plane[:, second_box] for plane in coordinates])
             counted = overlapping | ~overlapping.any(axis=1, keepdims=True)  # (k, n(n-1)/2)
-            first_label, second_label = image_labels[:, first_box][counted], image_labels[:, second_box][counted]
-            bg_matrix += np.bincount(np.concatenate([first_label * num_classes + second_label,
-                                                     second_label * num_classes + first_label]),
-                                     minlength=num_classes * num_classes)
-    return bg_matrix
+            image_labels = labels[rows]
+            label_pairs = image_labels[:, first_box] * num_classes + image_labels[:, second_box]
+            unordered += np.bincount(label_pairs[counted], minlength=num_classes * num_classes)
+    unordered = unordered.reshape(num_classes, num_classes)
+    return (unordered + unordered.T).reshape(-1)
+
+
+def _exact_float32(boxes: np.ndarray) -> np.ndarray:
+    """(N, 4) ``boxes`` as float32 (half the memory traffic) when every coordinate is an integer of magnitude
+    below 2**24, exact in float32: the intersection test then gives the same booleans, since a difference of
+    two such values keeps its sign (and is 0 only when they are equal) under rounding, and a positive width
+    (>= 1) times a height keeps the height's sign without overflow or underflow. Other boxes are returned as
+    they are."""
+    if boxes.dtype.kind != "f" or not len(boxes) or np.abs(boxes).max() >= 2 ** 24 or \
+            not np.array_equal(boxes, np.round(boxes)):
+        return boxes
+    return boxes.astype(np.float32)
 
 
 def statistics_fingerprint(source_files: dict[str, str], **settings) -> str:

@@ -6,6 +6,8 @@ convention instead (docs/reference.md#deliberate-deviations).
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 import torch
 
@@ -64,10 +66,19 @@ def positive_intersection(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarra
 
 def paired_positive_intersection(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
     """Row-by-row (broadcasting) strictly positive intersection, without +1. (..., 4), (..., 4) -> (...) bool."""
-    top_left = np.maximum(boxes_a[..., :2], boxes_b[..., :2])
-    bottom_right = np.minimum(boxes_a[..., 2:], boxes_b[..., 2:])
-    wh = np.clip(bottom_right - top_left, 0, None)
-    return wh[..., 0] * wh[..., 1] > 0
+    return coordinates_positive_intersection(np.moveaxis(boxes_a, -1, 0), np.moveaxis(boxes_b, -1, 0))
+
+
+def coordinates_positive_intersection(coordinates_a: Sequence[np.ndarray],
+                                      coordinates_b: Sequence[np.ndarray]) -> np.ndarray:
+    """``paired_positive_intersection`` of boxes given as their four coordinate arrays (x1, y1, x2, y2), each
+    (...) (broadcasting): SGB's clipped width times clipped height > 0, computed as width > 0 and
+    width * height > 0 (the same booleans, a product underflowing to 0 included). -> (...) bool."""
+    x1_a, y1_a, x2_a, y2_a = coordinates_a
+    x1_b, y1_b, x2_b, y2_b = coordinates_b
+    width = np.minimum(x2_a, x2_b) - np.maximum(x1_a, x1_b)
+    height = np.minimum(y2_a, y2_b) - np.maximum(y1_a, y1_b)
+    return (width > 0) & (width * height > 0)
 
 
 def paired_closed_intersection(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:

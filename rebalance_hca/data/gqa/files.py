@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import chain
 from operator import itemgetter
 
 import numpy as np
@@ -133,7 +134,7 @@ def _image_sizes(ann_file: str, infos: list) -> tuple[np.ndarray, np.ndarray]:
     """(widths, heights), each (I,) int64, from the ``img_info_all`` objects: positive integers."""
     try:
         sizes = list(map(itemgetter(*SIZE_KEYS), infos))
-        if set(map(type, (value for pair in sizes for value in pair))) - {int}:
+        if set(map(type, chain.from_iterable(sizes))) - {int}:
             raise TypeError
         table = np.array(sizes, dtype=np.int64).reshape(-1, 2)
         if (table <= 0).any():
