@@ -63,7 +63,14 @@ def count_computations(monkeypatch):
 
 
 def _entries(cache_dir: str) -> list[str]:
-    return sorted(glob.glob(os.path.join(cache_dir, "??", "*.bin")))
+    """The entries of every split's folder below ``cache_dir``."""
+    return sorted(glob.glob(os.path.join(cache_dir, "*", "??", "*.bin")))
+
+
+def _key_file(cache_dir: str) -> str:
+    """The train split's cache_key.json below ``cache_dir`` (the only split folder there)."""
+    (path,) = glob.glob(os.path.join(cache_dir, "*", KEY_FILE))
+    return path
 
 
 @pytest.mark.parametrize("mode", ["predcls", "sgcls"])
@@ -99,20 +106,21 @@ def test_cache_returns_the_computed_inputs(tiny_synthvg, tmp_path, mode):
                                "True")
     torch.manual_seed(0)
     model = build_model(cfg)
-    trainable = {f"relation_head.{name}" for name in freeze_for_stage2(model)}
+    freeze_for_stage2(model)
     images, targets, _ = next(iter(make_data_loader(cfg, "train")))
     height, width = images.image_sizes[1]
     image, target = images.tensors[1, :, :height, :width], targets[1]
     computed = Stage2InputSource(model, cfg.DATALOADER.SIZE_DIVISIBILITY)(image, target)
-    cache = ClassifierInputCache(str(tmp_path / "cache"), stage2_cache_key(cfg, model, trainable))
+    cache = ClassifierInputCache(str(tmp_path / "cache"), stage2_cache_key(cfg, model, "train"))
     cache.open()
     source = Stage2InputSource(model, cfg.DATALOADER.SIZE_DIVISIBILITY, cache)
     for expected_hits in (0, 1):
         inputs = source(image, target)
         assert source.hits == expected_hits and source.misses == 1
-        assert len(inputs) == len(computed) and all(torch.equal(a, b) and a.dtype == b.dtype
-                                                    for a, b in zip(inputs, computed))
-    assert len(computed[0]) == len(target["boxes"]) ** 2
+        assert len(inputs.tensors()) == len(computed.tensors()) and all(
+            torch.equal(a, b) and a.dtype == b.dtype for a, b in zip(inputs.tensors(), computed.tensors()))
+    assert len(computed.classifier_inputs[0]) == len(target["boxes"]) ** 2
+    assert len(computed.object_logits) == len(target["boxes"])
 
 
 @pytest.mark.parametrize("flip", ["0.0", "0.5"])
@@ -137,7 +145,7 @@ def test_stale_cache_is_refused_with_its_reason_and_rebuilt(tiny_synthvg, tmp_pa
                                                             count_computations):
     cache_dir = str(tmp_path / "cache")
     _train_stage2(tiny_synthvg, str(tmp_path / "first"), stage1_checkpoint, cache_dir)
-    with open(os.path.join(cache_dir, KEY_FILE), encoding="utf-8") as stream:
+    with open(_key_file(cache_dir), encoding="utf-8") as stream:
         first_key = stream.read()
     state = torch.load(stage1_checkpoint, map_location="cpu", weights_only=False)
     name = next(key for key in state["model"] if key.endswith("post_cat.weight"))
@@ -151,7 +159,7 @@ def test_stale_cache_is_refused_with_its_reason_and_rebuilt(tiny_synthvg, tmp_pa
     assert len(refusals) == 1 and "frozen_weights" in refusals[0] and "\n" not in refusals[0]
     assert "config_digest" not in refusals[0]  # MODEL.PRETRAINED_MODEL_CKPT reaches the cache through the weights
     assert count_computations["images"] - before == len(_entries(cache_dir)) > 0  # nothing of the old key was read
-    with open(os.path.join(cache_dir, KEY_FILE), encoding="utf-8") as stream:
+    with open(_key_file(cache_dir), encoding="utf-8") as stream:
         assert stream.read() != first_key
 
     caplog.clear()
