@@ -59,9 +59,9 @@ def main(argv: Sequence[str] | None = None) -> str:
     with launch.session(cfg) as (device, distributed, logger):
         with user_errors("loading the model"):
             model = build_model(cfg)
-            load_weights_for_testing(cfg, model)
+            weights = load_weights_for_testing(cfg, model)
         with user_errors("counting the confusion matrix"):
-            counted = confusion_matrix_of_train_split(cfg, model.to(device), device, distributed)
+            counted = confusion_matrix_of_train_split(cfg, model.to(device), device, distributed, weights)
         if counted is None:
             return ""
         matrix, predicate_names = counted

@@ -300,7 +300,9 @@ _C.STAGE2 = CN()
 # Off by default: at VG150's dimensions it takes about 420 GB of disk (docs/training.md); the SynthVG configs
 # turn it on.
 _C.STAGE2.FEATURE_CACHE = False
-# The cache folder; empty = OUTPUT_DIR/stage2_feature_cache.
+# The cache folder (one sub-folder per split); empty = stage2_feature_cache beside the frozen model's weights
+# (stage 2: MODEL.PRETRAINED_MODEL_CKPT's folder; the confusion-matrix and test passes: the tested weights').
+# With FEATURE_CACHE the confusion-matrix pass, test passes and stage 2's validations share it.
 _C.STAGE2.FEATURE_CACHE_DIR = ""
 
 # ---------------------------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from ..utils.comm import broadcast_object, get_world_size, is_main_process
 from .checkpoint import Checkpointer
 from .relation_inference import (evaluate_split, evaluate_split_file, groundtruth_for_evaluation, predict_split,
                                  predict_split_to_file, train_split_inputs, usable_cached_predictions)
-from .stage2_cache import setup_stage2_inputs
+from .stage2_cache import frozen_input_source, frozen_inputs, setup_stage2_inputs
 from .stages import freeze_for_stage2, is_stage2, load_stage1_model
 from .trainer import TrainingState, amp_dtype_from_config, make_training_state
 
@@ -110,27 +110,38 @@ def prepare_training(cfg, device: torch.device, resume: bool = True) -> Training
         logger.warning("Not resuming (--no-resume): the checkpoints in %s will be overwritten", cfg.OUTPUT_DIR)
     extra = state.checkpointer.resume_or_load(cfg.MODEL.WEIGHT, resume=resume)
     if is_stage2(cfg):
-        setup_stage2_inputs(cfg, model, {f"relation_head.{name}" for name in trainable})
+        setup_stage2_inputs(cfg, model)
     return TrainingRun(model, state, extra["iteration"], extra.get("best_metric"))
+
+
+def frozen_weights_file(cfg, weights: str) -> str:
+    """The weights file of the frozen part of a model whose tested weights are ``weights``: in stage 2 the
+    stage-1 model (MODEL.PRETRAINED_MODEL_CKPT), else ``weights`` (where the feature cache goes,
+    ``stage2_cache.stage2_cache_folder``)."""
+    return cfg.MODEL.PRETRAINED_MODEL_CKPT if is_stage2(cfg) else weights
 
 
 def relation_validator(cfg, distributed: bool, device: torch.device):
     """validator(model) -> the validation metric of DATASETS.VAL's evaluation protocol on every rank
     (``validation_metric_name``: SGB's graph-constrained R@100, ng-R@100 with TEST.RELATION.MULTIPLE_PREDS,
     PySGG's score_wtd on Open Images), logged with the protocol's other validation metrics; the loader is
-    built on first use."""
-    loaders = {}
+    built on first use. In stage 2, whose frozen part does not change, the passes go through the feature
+    cache (STAGE2.FEATURE_CACHE): the first fills it, the later ones read it."""
+    loaders, sources = {}, {}
     mode = relation_mode(cfg)
 
     def validate(model: nn.Module) -> float:
         if "val" not in loaders:
             with user_errors("building the val split"):
                 loaders["val"] = make_data_loader(cfg, mode="val", is_distributed=distributed)
+            sources["val"] = (frozen_input_source(cfg, model, "val", cfg.MODEL.PRETRAINED_MODEL_CKPT)
+                              if is_stage2(cfg) else None)
         loader = loaders["val"]
         protocol = family_of(dataset_name(cfg, "val")).protocol
-        predictions = predict_split(model, loader, device, amp_dtype_from_config(cfg.DTYPE), mode,
-                                    cfg.MODEL.ROI_RELATION_HEAD.NUM_CLASSES, description="validation",
-                                    protocol=protocol, batch_invariant=cfg.TEST.BATCH_INVARIANT)
+        with frozen_inputs(model, sources["val"]):
+            predictions = predict_split(model, loader, device, amp_dtype_from_config(cfg.DTYPE), mode,
+                                        cfg.MODEL.ROI_RELATION_HEAD.NUM_CLASSES, description="validation",
+                                        protocol=protocol, batch_invariant=cfg.TEST.BATCH_INVARIANT)
         metric = None
         if predictions is not None:
             evaluation = evaluate_split(loader.dataset, predictions, mode, zeroshot=None, predicate_counts=None,
@@ -193,7 +204,9 @@ def test_relation_model(cfg, model: nn.Module, device: torch.device, distributed
     predictions file, the protocol's report (printed and logged), results JSON and per-predicate PNG in
     OUTPUT_DIR/inference/<dataset>/ (SGB's report and recall PNG; on Open Images PySGG's OI report and AP
     PNG). Reuses a cached predictions file of the same weights, data and config with
-    TEST.ALLOW_LOAD_FROM_CACHE. Returns the evaluation dict on rank 0 and {} elsewhere."""
+    TEST.ALLOW_LOAD_FROM_CACHE. With STAGE2.FEATURE_CACHE the pass goes through the feature cache of the
+    frozen part (``frozen_input_source``), bit-identical to the usual forward. Returns the evaluation dict on
+    rank 0 and {} elsewhere."""
     split = "val" if cfg.TEST.VAL_FLAG else "test"
     protocol = family_of(dataset_name(cfg, split)).protocol
     mode = relation_mode(cfg)
@@ -206,8 +219,9 @@ def test_relation_model(cfg, model: nn.Module, device: torch.device, distributed
     metadata = prediction_metadata(cfg, weights, split, len(dataset))
     cached = cfg.TEST.ALLOW_LOAD_FROM_CACHE and is_main_process() and usable_cached_predictions(path, metadata)
     if not broadcast_object(cached):
-        predict_split_to_file(model, loader, device, amp_dtype_from_config(cfg.DTYPE), mode, num_predicates, path,
-                              metadata, protocol=protocol, batch_invariant=cfg.TEST.BATCH_INVARIANT)
+        with frozen_inputs(model, frozen_input_source(cfg, model, split, frozen_weights_file(cfg, weights))):
+            predict_split_to_file(model, loader, device, amp_dtype_from_config(cfg.DTYPE), mode, num_predicates,
+                                  path, metadata, protocol=protocol, batch_invariant=cfg.TEST.BATCH_INVARIANT)
     if not is_main_process():
         return {}
     evaluation, paths = evaluate_predictions_file(cfg, protocol, dataset, split, path, folder, zeroshot_file,
@@ -243,13 +257,14 @@ def evaluate_predictions_file(cfg, protocol: EvaluationProtocol, dataset, split:
     return evaluation, paths
 
 
-def confusion_matrix_of_train_split(cfg, model: nn.Module, device: torch.device,
-                                    distributed: bool) -> tuple[np.ndarray, list[str]] | None:
-    """(P, P) float32 predicate confusion counts of ``model`` over every GT pair of the train split without
-    stage-2 rebalancing and with test-time transforms (docs/reference.md#confusion-matrix):
-    row = GT predicate, column = the top-1
-    foreground prediction. PredCls or SGCls only. Returns (matrix, predicate names) on rank 0, None
-    elsewhere."""
+def confusion_matrix_of_train_split(cfg, model: nn.Module, device: torch.device, distributed: bool,
+                                    weights: str) -> tuple[np.ndarray, list[str]] | None:
+    """(P, P) float32 predicate confusion counts of ``model`` (loaded from ``weights``) over every GT pair
+    of the train split without stage-2 rebalancing and with test-time transforms
+    (docs/reference.md#confusion-matrix): row = GT predicate, column = the top-1 foreground prediction.
+    PredCls or SGCls only. With STAGE2.FEATURE_CACHE the pass goes through the feature cache beside
+    ``weights`` (bit-identical to the usual forward), whose train entries the stage 2 of this model then
+    reads. Returns (matrix, predicate names) on rank 0, None elsewhere."""
     mode = relation_mode(cfg)
     if mode == "sgdet":
         raise UserInputError("the confusion matrix needs GT boxes (predcls or sgcls): SGDet pairs do not index "
@@ -257,9 +272,10 @@ def confusion_matrix_of_train_split(cfg, model: nn.Module, device: torch.device,
     dataset = build_dataset(cfg, "train", augment=False, rebalance=False)
     loader = make_data_loader(cfg, mode="test", is_distributed=distributed, dataset=dataset)
     num_predicates = cfg.MODEL.ROI_RELATION_HEAD.NUM_CLASSES
-    predictions = predict_split(model, loader, device, amp_dtype_from_config(cfg.DTYPE), mode, num_predicates,
-                                description="confusion matrix over the train split",
-                                batch_invariant=cfg.TEST.BATCH_INVARIANT)
+    with frozen_inputs(model, frozen_input_source(cfg, model, "train", frozen_weights_file(cfg, weights))):
+        predictions = predict_split(model, loader, device, amp_dtype_from_config(cfg.DTYPE), mode, num_predicates,
+                                    description="confusion matrix over the train split",
+                                    batch_invariant=cfg.TEST.BATCH_INVARIANT)
     if predictions is None:
         return None
     accumulator = PredicateConfusionMatrix(num_predicates, mode)

@@ -24,11 +24,11 @@ from torchvision.models.detection.image_list import ImageList
 from ..utils.state_dict import replace_substate
 from .detector import SceneGraphDetector
 from .relation_head.object_labels import check_mode
-from .relation_head.relation_head import ImageObjects, RelationHead
+from .relation_head.relation_head import FrozenImageOutputs, ImageObjects, RelationHead
 
 
-ClassifierInputSource = Callable[[Tensor, dict[str, Tensor]], tuple[Tensor, ...]]
-"""(image (3, h, w) unpadded, its target) -> the frozen part's classifier inputs of that image
+ClassifierInputSource = Callable[[Tensor, dict[str, Tensor]], FrozenImageOutputs]
+"""(image (3, h, w) unpadded, its target) -> what the frozen part gives the classifier head for that image
 (``SceneGraphModel.frozen_classifier_inputs``), computed or read from a cache."""
 
 
@@ -36,9 +36,11 @@ class SceneGraphModel(nn.Module):
     """detector: a frozen SceneGraphDetector (``freeze_detector``); relation_head: a RelationHead;
     mode: "predcls" | "sgcls" | "sgdet".
 
-    stage2_inputs: None, or (stage 2, set by the engine) a ``ClassifierInputSource``; then a training
-    forward samples the pairs, takes each image's classifier inputs from it and trains the classifier on them
-    (``stage2_losses``) instead of running the frozen part on the batch.
+    stage2_inputs: None, or (set by the engine for a pass whose frozen part is fixed: stage 2's training and
+    validation, a test pass, the confusion-matrix pass) a ``ClassifierInputSource``; then a training forward
+    samples the pairs, takes each image's classifier inputs from it and trains the classifier on them
+    (``stage2_losses``), and an eval forward predicts each image from them (``frozen_predictions``:
+    bit-identical to the eval forward of that image alone), instead of running the frozen part on the batch.
     """
 
     def __init__(self, detector: SceneGraphDetector, relation_head: RelationHead, mode: str) -> None:
@@ -72,9 +74,10 @@ class SceneGraphModel(nn.Module):
         return self.mode != "sgdet" and self.relation_head.predictor.exposes_classifier_inputs
 
     @torch.no_grad()
-    def frozen_classifier_inputs(self, image: ImageList, target: dict[str, Tensor]) -> tuple[Tensor, ...]:
-        """The classifier inputs of every pair of one image (``RelationHead.frozen_classifier_inputs``, N² rows)
-        from ``image``, an ImageList holding that image alone, and its target (GT boxes and labels)."""
+    def frozen_classifier_inputs(self, image: ImageList, target: dict[str, Tensor]) -> FrozenImageOutputs:
+        """What the frozen part gives the classifier head for one image (``RelationHead.frozen_classifier_inputs``:
+        object logits, classifier inputs of every pair, N² rows) from ``image``, an ImageList holding that
+        image alone, and its target (GT boxes and labels)."""
         if not self.classifier_inputs_per_image:
             raise ValueError(f"{type(self.relation_head.predictor).__name__} in {self.mode} has no per-image "
                              "classifier inputs")
@@ -87,15 +90,25 @@ class SceneGraphModel(nn.Module):
         global RNG), each image's classifier inputs from the source, the classifier on the sampled rows."""
         pairs, labels = self.relation_head.sample_pairs([ImageObjects(t["boxes"], t["labels"]) for t in targets],
                                                         targets)
-        inputs = [self.stage2_inputs(images.tensors[index, :, :height, :width], target)
-                  for index, ((height, width), target) in enumerate(zip(images.image_sizes, targets))]
+        inputs = [frozen.classifier_inputs for frozen in self._frozen_outputs(images, targets)]
         return self.relation_head.stage2_losses(inputs, pairs, labels, [len(target["boxes"]) for target in targets])
+
+    def frozen_predictions(self, images: ImageList, targets: list[dict[str, Tensor]]) -> list[dict[str, Tensor]]:
+        """The eval outputs of the batch from ``stage2_inputs``, image by image
+        (``RelationHead.predictions_from_frozen``): each image's as the eval forward of it alone gives them."""
+        return [self.relation_head.predictions_from_frozen(frozen, ImageObjects(target["boxes"], target["labels"]))
+                for frozen, target in zip(self._frozen_outputs(images, targets), targets)]
+
+    def _frozen_outputs(self, images: ImageList, targets: list[dict[str, Tensor]]) -> list[FrozenImageOutputs]:
+        """Each image's ``stage2_inputs`` (the image cropped to its size, unpadded)."""
+        return [self.stage2_inputs(images.tensors[index, :, :height, :width], target)
+                for index, ((height, width), target) in enumerate(zip(images.image_sizes, targets))]
 
     def forward(self, images: ImageList, targets: list[dict[str, Tensor]] | None = None):
         if targets is None and (self.training or self.mode != "sgdet"):
             raise ValueError(f"SceneGraphModel needs targets in {'training' if self.training else self.mode}")
-        if self.training and self.stage2_inputs is not None:
-            return self.stage2_losses(images, targets)
+        if self.stage2_inputs is not None:
+            return self.stage2_losses(images, targets) if self.training else self.frozen_predictions(images, targets)
         with torch.no_grad():
             features = self.detector.extract_features(images)
             objects = self.propose_objects(images, features, targets)

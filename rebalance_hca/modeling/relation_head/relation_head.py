@@ -29,6 +29,25 @@ from .predictors import RelationPredictor
 from .sampling import RelationPairSampler, all_ordered_pairs, pair_grid, pair_grid_rows
 
 
+@dataclass(frozen=True)
+class FrozenImageOutputs:
+    """What the frozen part gives the classifier head for one image of N objects
+    (``RelationHead.frozen_classifier_inputs``): object_logits (N, C), the object context's logits;
+    classifier_inputs, the predictor's ``classifier_inputs`` of every pair of ``pair_grid`` (N² rows each)."""
+
+    object_logits: Tensor
+    classifier_inputs: tuple[Tensor, ...]
+
+    def tensors(self) -> tuple[Tensor, ...]:
+        """(object_logits, *classifier_inputs), the form a cache stores."""
+        return (self.object_logits, *self.classifier_inputs)
+
+    @classmethod
+    def from_tensors(cls, tensors: tuple[Tensor, ...]) -> "FrozenImageOutputs":
+        """The inverse of ``tensors``."""
+        return cls(tensors[0], tuple(tensors[1:]))
+
+
 @dataclass
 class ImageObjects:
     """The objects of one image given to the relation head, boxes in the detector's input frame.
@@ -204,27 +223,56 @@ class RelationHead(nn.Module):
     # ------------------------------------------------------------------ stage 2 over the classifier inputs
     @torch.no_grad()
     def frozen_classifier_inputs(self, features: dict[str, Tensor], image: ImageObjects,
-                                 image_size: tuple[int, int]) -> tuple[Tensor, ...]:
-        """The predictor's ``classifier_inputs`` of every pair of ``pair_grid`` (N² rows, row s·N + o) of ONE
-        image, whose features (one image in the batch dimension) and objects are given: what stage 2's frozen
-        part gives its classifier for any pair the PredCls / SGCls sampler can draw. Union features and
-        inputs run over at most ``pairs_per_chunk`` pairs at a time."""
+                                 image_size: tuple[int, int]) -> FrozenImageOutputs:
+        """What the frozen part gives the classifier head for ONE image, whose features (one image in the
+        batch dimension) and objects are given: the context's object logits and the predictor's
+        ``classifier_inputs`` of every pair of ``pair_grid`` (N² rows, row s·N + o), i.e. of any pair the
+        PredCls / SGCls sampler can draw and of every test pair. The test pairs (``all_ordered_pairs``) go
+        through the union features and ``classifier_inputs`` in the very chunks of ``pairs_per_chunk`` pairs
+        the test-time forward uses, the diagonal after them, so that their rows are bit for bit what that
+        forward computes (``predictions_from_frozen``)."""
         if len(image.boxes) == 0:
             raise ValueError("stage 2 needs images with objects (the training split keeps only images with relations)")
+        count, device = len(image.boxes), image.boxes.device
         context = self.object_context(features, [image], [image_size])
-        grid = pair_grid(len(image.boxes), image.boxes.device)
+        test_pairs = all_ordered_pairs(count, device)
+        diagonal = torch.arange(count, device=device).unsqueeze(1).expand(-1, 2) if count > 1 else test_pairs[:0]
         pieces = []
-        for start in range(0, len(grid), self.pairs_per_chunk):
-            chunk = grid[start:start + self.pairs_per_chunk]
-            union = None
-            if self.predictor.uses_union_features:
-                union = self.union_features(features, [image.boxes], [chunk], [image_size])
-            pieces.append(self.predictor.classifier_inputs(context, chunk, union))
-        return tuple(torch.cat(parts) for parts in zip(*pieces))
+        for pairs in (test_pairs, diagonal):
+            for chunk in pair_chunks([len(pairs)], self.pairs_per_chunk):
+                chunk_pairs = pairs[chunk[0][1]]
+                union = None
+                if self.predictor.uses_union_features:
+                    union = self.union_features(features, [image.boxes], [chunk_pairs], [image_size])
+                pieces.append(self.predictor.classifier_inputs(context, chunk_pairs, union))
+        rows = pair_grid_rows(torch.cat([test_pairs, diagonal]), count)
+        inputs = []
+        for parts in zip(*pieces):
+            computed = torch.cat(parts)
+            grid = computed.new_empty((count * count, *computed.shape[1:]))
+            grid[rows] = computed
+            inputs.append(grid)
+        return FrozenImageOutputs(context.object_logits, tuple(inputs))
+
+    @torch.no_grad()
+    def predictions_from_frozen(self, frozen: FrozenImageOutputs, image: ImageObjects) -> dict[str, Tensor]:
+        """The test-time prediction of one image (as ``_predictions`` makes it) from its
+        ``frozen_classifier_inputs``: the test pairs' rows through the predictor's ``eval_classify`` in the
+        chunks of the test-time forward, then ``relation_predictions``. Bit-identical to the test-time
+        forward of that image alone."""
+        count = len(image.boxes)
+        pairs = all_ordered_pairs(count, image.boxes.device)
+        rows = pair_grid_rows(pairs, count)
+        logits = [self.predictor.eval_classify(*(tensor[rows[chunk[0][1]]] for tensor in frozen.classifier_inputs))
+                  .float() for chunk in pair_chunks([len(pairs)], self.pairs_per_chunk)]
+        image_logits = torch.cat(logits) if logits else frozen.object_logits.new_zeros(0, self.num_predicates)
+        return relation_predictions(frozen.object_logits, image.boxes, image.boxes_per_cls, pairs, image_logits,
+                                    self.mode, self.nms_threshold)
 
     def stage2_losses(self, image_inputs: list[tuple[Tensor, ...]], pairs: list[Tensor], pair_labels: list[Tensor],
                       num_objects: list[int]) -> dict[str, Tensor]:
-        """Stage 2's losses from each image's ``frozen_classifier_inputs`` (N_i² rows), its sampled ``pairs``
+        """Stage 2's losses from each image's classifier inputs (``FrozenImageOutputs.classifier_inputs``,
+        N_i² rows), its sampled ``pairs``
         [(R_i, 2)] and their labels [(R_i,)] (``sample_pairs``): the sampled rows, in the order of the pairs,
         go through the predictor's (clean) classifier. {"loss_rel", "loss_refine_obj" (0: the objects are
         frozen)}."""

@@ -45,10 +45,11 @@ class RelationPredictor(nn.Module, ABC):
         message passing): the head then computes the union features before the context and gives both in
         ``ContextInputs.pairs`` / ``union_features`` (the sampled pairs in training, every ordered pair at
         test time), and asks the logits of exactly those pairs (at test time all at once, not in chunks).
-    exposes_classifier_inputs: True when the predictor implements ``classifier_inputs`` and ``classify``, so
-        that stage 2 can compute (and cache) the frozen part's output once per image
-        (docs/training.md#stage-2-over-cached-features) with ``loss_rel`` alone; False keeps stage 2 on the
-        full forward (needed when the predictor's extra losses reach its stage-2 parameters).
+    exposes_classifier_inputs: True when the predictor implements ``classifier_inputs`` and ``classify``
+        (and ``eval_classify`` gives its ``eval_logits``), so that stage 2 can compute (and cache) the frozen
+        part's output once per image (docs/training.md#stage-2-over-cached-features) with ``loss_rel`` alone
+        and test over it; False keeps stage 2 on the full forward (needed when the predictor's extra losses
+        reach its stage-2 parameters).
     """
 
     uses_union_features: bool = True
@@ -56,6 +57,9 @@ class RelationPredictor(nn.Module, ABC):
     uses_relation_adjacency: bool = False
     uses_pair_context: bool = False
     exposes_classifier_inputs: bool = False
+    classifier_state_prefixes: tuple[str, ...] = ()
+    """State-dict prefixes (relative to the predictor) of its classifier head(s), which ``classifier_inputs``
+    does not read: a cache of the frozen part's outputs is valid whatever their values."""
     registered_name: str | None = None
     """The MODEL.ROI_RELATION_HEAD.PREDICTOR it was built as (set by ``registry.build_predictor``)."""
 
@@ -110,3 +114,8 @@ class RelationPredictor(nn.Module, ABC):
         """(R, P) training-time logits from ``classifier_inputs``' tensors (R rows each). Only for
         ``exposes_classifier_inputs``."""
         raise NotImplementedError(f"{type(self).__name__} does not expose its classifier inputs")
+
+    def eval_classify(self, *inputs: Tensor) -> Tensor:
+        """(R, P) test-time logits (``eval_logits``) from ``classifier_inputs``' tensors (R rows each). Only
+        for ``exposes_classifier_inputs``; default: ``classify``."""
+        return self.classify(*inputs)

@@ -67,6 +67,7 @@ class RebalancedPredictor(RelationPredictor):
     general_classifier: nn.Module
     clean_classifier: nn.Module | None
     transfer: Tensor | None
+    classifier_state_prefixes = (f"{GENERAL_CLASSIFIER}.", f"{CLEAN_CLASSIFIER}.")
 
     def add_classifiers(self, make_classifier: Callable[[], nn.Module], recipe: RebalanceRecipe) -> None:
         """Create the general classifier, then with ``recipe.with_clean_classifier`` the clean one, each by
@@ -99,6 +100,10 @@ class RebalancedPredictor(RelationPredictor):
     def eval_logits(self, context: ObjectContext, pairs: Tensor, union_features: Tensor | None) -> Tensor:
         """The training-time logits mapped by the transfer classifier (test time only)."""
         return self.transfer_logits(self.relation_logits(context, pairs, union_features))
+
+    def eval_classify(self, *inputs: Tensor) -> Tensor:
+        """``eval_logits`` from ``classifier_inputs``' tensors: ``classify`` mapped by the transfer classifier."""
+        return self.transfer_logits(self.classify(*inputs))
 
     def complete_stage2_state(self, stage1_state: Mapping[str, Tensor]) -> dict[str, Tensor]:
         """Every clean-classifier entry missing from ``stage1_state`` becomes a copy of the general
