@@ -11,7 +11,6 @@ import logging
 import os
 from dataclasses import dataclass
 
-import torch
 from torch import nn
 from torchvision.models import resnet
 from torchvision.models.detection.backbone_utils import BackboneWithFPN

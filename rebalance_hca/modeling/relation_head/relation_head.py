@@ -26,7 +26,7 @@ from .features import BoxFeatureExtractor, UnionFeatureExtractor
 from .object_labels import check_mode
 from .postprocess import relation_predictions
 from .predictors import RelationPredictor
-from .sampling import RelationPairSampler, all_ordered_pairs, pair_grid, pair_grid_rows
+from .sampling import RelationPairSampler, all_ordered_pairs, pair_grid_rows
 
 
 @dataclass(frozen=True)
