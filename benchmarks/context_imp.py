@@ -45,11 +45,7 @@ def sgb_style_forward(context: IMPContext, inputs: ContextInputs) -> PairContext
     nodes = context.node_gru(node_input, node_input.new_zeros(num_objects, context.hidden_dim))
     edges = context.edge_gru(edge_input, edge_input.new_zeros(num_pairs, context.hidden_dim))
     for _ in range(context.iterations):
-        subject_nodes, object_nodes = nodes[subjects], nodes[objects]
-        edge_message = (context.sub_vert_w_fc(torch.cat([subject_nodes, edges], 1)) * subject_nodes
-                        + context.obj_vert_w_fc(torch.cat([object_nodes, edges], 1)) * object_nodes)
-        outgoing = context.out_edge_w_fc(torch.cat([subject_nodes, edges], 1)) * edges
-        incoming = context.in_edge_w_fc(torch.cat([object_nodes, edges], 1)) * edges
+        edge_message, outgoing, incoming = context.gated_messages(nodes, edges, subjects, objects)
         node_message = subject_to_pair @ outgoing + object_to_pair @ incoming
         edges = context.edge_gru(edge_message, edges)
         nodes = context.node_gru(node_message, nodes)

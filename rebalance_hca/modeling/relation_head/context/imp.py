@@ -89,6 +89,18 @@ class IMPContext(nn.Module):
         self.out_edge_w_fc = _gate(hidden_dim)
         self.in_edge_w_fc = _gate(hidden_dim)
 
+    def gated_messages(self, nodes: Tensor, edges: Tensor, subjects: Tensor,
+                       objects: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """One round's gated messages from object states ``nodes`` (N, h) and pair states ``edges`` (R, h) of
+        the pairs (``subjects``, ``objects``) (R,): the message to each pair (R, h), and each pair's message to
+        its subject and to its object (R, h) each, before they are summed per object."""
+        subject_nodes, object_nodes = nodes[subjects], nodes[objects]
+        edge_message = (self.sub_vert_w_fc(torch.cat([subject_nodes, edges], 1)) * subject_nodes
+                        + self.obj_vert_w_fc(torch.cat([object_nodes, edges], 1)) * object_nodes)
+        outgoing = self.out_edge_w_fc(torch.cat([subject_nodes, edges], 1)) * edges
+        incoming = self.in_edge_w_fc(torch.cat([object_nodes, edges], 1)) * edges
+        return edge_message, outgoing, incoming
+
     def forward(self, inputs: ContextInputs) -> PairContext:
         if inputs.pairs is None or inputs.union_features is None:
             raise ValueError("the IMP context needs the pairs and their union features (ContextInputs.pairs, "
@@ -99,11 +111,7 @@ class IMPContext(nn.Module):
         nodes = self.node_gru(node_input, node_input.new_zeros(node_input.shape[0], self.hidden_dim))
         edges = self.edge_gru(edge_input, edge_input.new_zeros(edge_input.shape[0], self.hidden_dim))
         for _ in range(self.iterations):
-            subject_nodes, object_nodes = nodes[subjects], nodes[objects]
-            edge_message = (self.sub_vert_w_fc(torch.cat([subject_nodes, edges], 1)) * subject_nodes
-                            + self.obj_vert_w_fc(torch.cat([object_nodes, edges], 1)) * object_nodes)
-            outgoing = self.out_edge_w_fc(torch.cat([subject_nodes, edges], 1)) * edges
-            incoming = self.in_edge_w_fc(torch.cat([object_nodes, edges], 1)) * edges
+            edge_message, outgoing, incoming = self.gated_messages(nodes, edges, subjects, objects)
             node_message = (torch.zeros_like(nodes).index_add_(0, subjects, outgoing.to(nodes.dtype))
                             .index_add_(0, objects, incoming.to(nodes.dtype)))
             edges = self.edge_gru(edge_message, edges)
