@@ -155,6 +155,10 @@ class DeterministicRelationModel(nn.Module):
     objects, and predicate scores from a generator seeded by the image's labels (so a prediction depends
     on its image only, not on the order of the batches)."""
 
+    classifier_inputs_per_image = False
+    stage2_inputs = None
+    """As a SceneGraphModel whose predictor exposes no classifier inputs: no pass reads the feature cache."""
+
     def __init__(self, num_predicates: int) -> None:
         super().__init__()
         self.num_predicates = num_predicates

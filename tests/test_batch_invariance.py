@@ -55,8 +55,10 @@ def _args(data_dir: str, output_dir: str, mode: str, *overrides: str) -> list[st
 
 def _test_args(data_dir: str, output_dir: str, mode: str, weights: str, images_per_batch: int,
                *overrides: str) -> list[str]:
+    """The test tool's arguments; the stage-2 feature cache off, so that every run computes the model's forward
+    (with it on, the runs after the first would read the per-image outputs the first one stored)."""
     return _args(data_dir, output_dir, mode, "MODEL.WEIGHT", weights, "TEST.IMS_PER_BATCH", str(images_per_batch),
-                 *overrides)
+                 "STAGE2.FEATURE_CACHE", "False", *overrides)
 
 
 def _outcome(output_dir: str) -> tuple[dict, dict]:
