@@ -1,5 +1,5 @@
 """tools/convert_dataset.py from Open Images V6, GQA-200 and the scene-graph JSON format itself
-(docs/data.md#converting-another-family): SynthVG in each layout, converted to the scene-graph JSON format and
+(docs/data.md#converting-between-families): SynthVG in each layout, converted to the scene-graph JSON format and
 loaded back, gives the same samples in every split and the statistics the JSON family's conventions imply (VG150's: relations between boxes that neither overlap nor
 touch are not counted in fg, where the source families count every relation; background pairs from the clamped
 boxes the converter writes, where the source families read the stored ones); a JSON dataset converts to an

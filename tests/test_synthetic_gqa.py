@@ -82,7 +82,7 @@ def test_stage1_then_test_through_the_entry_points(tiny_synthvg_gqa, tmp_path):
 
 def test_gqa_scale_splits_are_well_formed():
     splits = gqa_scale_splits(0)
-    assert {name: len(split.image_ids) for name, split in splits.items()} == {"train": 60_000, "test": 11_000}
+    assert {name: len(split.file_names) for name, split in splits.items()} == {"train": 60_000, "test": 11_000}
     train = splits["train"]
     assert len(train.boxes) == train.box_counts.sum() and train.relations[:, 2].max() <= GQA_NUM_PREDICATES
     assert 4.9 < train.rel_counts.mean() < 5.5 and 10.5 < train.box_counts.mean() < 11.5

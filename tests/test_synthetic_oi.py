@@ -87,7 +87,7 @@ def test_stage1_then_test_through_the_entry_points(tiny_synthvg_oi, tmp_path):
 def test_oi_scale_split_is_well_formed():
     rng = np.random.default_rng(0)
     split = oi_scale_split(rng, 500, first_id=7, used_classes=np.array([3, 9, 601]))
-    assert split.image_ids[[0, -1]].tolist() == [7, 506]
+    assert [split.file_names[0], split.file_names[-1]] == [f"{7:016x}.jpg", f"{506:016x}.jpg"]
     assert len(split.boxes) == split.box_counts.sum() and len(split.relations) == split.rel_counts.sum()
     assert (split.box_counts >= 2).all() and (split.rel_counts >= 1).all()
     image_boxes = np.repeat(split.box_counts, split.rel_counts)

@@ -27,7 +27,8 @@ from rebalance_hca.data.synthvg.vg_scale import VG_SCALE_IMAGES, vg_scale_arrays
 from rebalance_hca.data.synthvg.vocabulary import (
     ATTRIBUTES, GENERAL_OF_INFORMATIVE, OBJECT_CLASSES, PREDICATE_TO_ID, PREDICATES,
 )
-from rebalance_hca.data.synthvg.writers import MARKER_FILE_NAME, xyxy_to_vg_cxcywh
+from rebalance_hca.data.synthvg.writers import MARKER_FILE_NAME
+from rebalance_hca.data.vg.writer import xyxy_to_vg_cxcywh
 from rebalance_hca.data.vg import VGDataset
 from rebalance_hca.structures.boxes import cxcywh_to_xyxy_truncated
 

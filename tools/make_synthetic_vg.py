@@ -27,17 +27,15 @@ import time
 import numpy as np
 
 from rebalance_hca.data.gqa.dataset import ignored_record, select_gqa_split
-from rebalance_hca.data.gqa.family import GQA_FILES
-from rebalance_hca.data.gqa.files import load_gqa_annotations, load_gqa_vocabulary
-from rebalance_hca.data.oi.files import load_oi_annotations, load_oi_vocabulary
+from rebalance_hca.data.family import SPLITS
+from rebalance_hca.data.gqa.files import GQA_FILES, load_gqa_annotations, load_gqa_vocabulary
+from rebalance_hca.data.oi.files import (CATEGORIES_FILE_NAME, OI_ANNOTATION_FOLDER, annotation_file_name,
+                                         load_oi_annotations, load_oi_vocabulary)
 from rebalance_hca.data.synthetic import (
     DEFAULT_IMAGE_SIZE, DEFAULT_NUM_IMAGES, DEFAULT_OI_VAL_IMAGES, DEFAULT_TEST_FRACTION, SynthVGOptions,
     write_gqa_scale, write_oi_scale, write_synthvg, write_synthvg_gqa, write_synthvg_oi, write_vg_scale,
 )
-from rebalance_hca.data.synthvg.oi_writer import (
-    CATEGORIES_FILE_NAME, OI_ANNOTATION_FOLDER_NAME, OI_SPLITS, annotation_file_name,
-)
-from rebalance_hca.data.synthvg.writers import DICTS_FILE_NAME
+from rebalance_hca.data.vg.writer import DICTS_FILE_NAME
 from rebalance_hca.utils.cli import run_tool, user_errors
 
 
@@ -86,10 +84,10 @@ def predicate_line(predicates: list[str], train_predicates: np.ndarray) -> str:
 
 def oi_summary(folder: str) -> list[str]:
     """Sizes per split and the train predicates, most frequent first, of an Open Images-format folder."""
-    annotations = os.path.join(folder, OI_ANNOTATION_FOLDER_NAME)
+    annotations = os.path.join(folder, OI_ANNOTATION_FOLDER)
     predicates = load_oi_vocabulary(os.path.join(annotations, CATEGORIES_FILE_NAME)).ind_to_predicates
     lines = []
-    for split in OI_SPLITS:
+    for split in SPLITS:
         ann = load_oi_annotations(os.path.join(annotations, annotation_file_name(split)))
         lines.append(f"{split}: {len(ann.image_files)} images, {len(ann.boxes)} boxes, {len(ann.relations)} relations")
         if split == "train":

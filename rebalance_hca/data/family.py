@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Mapping
 
 import numpy as np
 
@@ -16,6 +16,7 @@ from .resampling import ResamplingOptions
 from .scene_graph_dataset import SceneGraphDataset
 from .split_index import RebalanceSpec
 from .statistics import FrequencyStatistics
+from .writing import WrittenDataset
 
 SPLITS = ("train", "val", "test")
 
@@ -77,12 +78,14 @@ class SplitOptions:
 
 
 class DatasetFamily(ABC):
-    """One dataset family. A subclass sets the class attributes ``name`` (shown to users, e.g. "VG150") and
-    ``protocol`` (its ``rebalance_hca.evaluation.EvaluationProtocol``: evaluation, report files, validation
-    metric, whether zero-shot triplets are computed from the train split), and implements the methods below.
+    """One dataset family. A subclass sets the class attributes ``name`` (shown to users, e.g. "VG150"),
+    ``key`` (its layout's name in tools, e.g. ``tools/convert_dataset.py --to vg150``) and ``protocol`` (its
+    ``rebalance_hca.evaluation.EvaluationProtocol``: evaluation, report files, validation metric, whether
+    zero-shot triplets are computed from the train split), and implements the methods below.
     Only ``build_dataset`` and ``statistics`` read the config."""
 
     name: str
+    key: str
     protocol: EvaluationProtocol
 
     @abstractmethod
@@ -111,3 +114,11 @@ class DatasetFamily(ABC):
     def statistics(self, cfg, paths: DatasetPaths, cache_file: str) -> FrequencyStatistics:
         """The frequency statistics of the train dataset at ``paths``, reused from / written to ``cache_file``
         (``rebalance_hca.data.statistics.cached_statistics``)."""
+
+    @abstractmethod
+    def write_dataset(self, output: str, splits: Mapping[str, SceneGraphDataset], images: str) -> WrittenDataset:
+        """Write ``splits`` (split -> dataset of any family, built without duplicate filtering) in this family's
+        layout at ``output`` (a new folder: the dataset folder or the data root the layout lives under), so that
+        this family's loader, given the returned overrides, yields the same evaluation-form samples; what the
+        layout cannot hold raises ``DataFormatError`` naming the split, image and field, and nothing is written.
+        ``images``: "link", "copy" or "none" (``data.writing.place_images``)."""

@@ -40,6 +40,19 @@ def family_of(name: str) -> DatasetFamily:
     return owners[0]
 
 
+def family_keys() -> tuple[str, ...]:
+    """Every family's layout key (``DatasetFamily.key``), e.g. for ``tools/convert_dataset.py --to``."""
+    return tuple(family.key for family in FAMILIES)
+
+
+def family_with_key(key: str) -> DatasetFamily:
+    """The registered family whose layout key is ``key``; ValueError listing the keys when none is."""
+    for family in FAMILIES:
+        if family.key == key:
+            return family
+    raise ValueError(f"unknown dataset layout {key!r}; known: {', '.join(family_keys())}")
+
+
 def dataset_paths(name: str, data_dir: str = "") -> DatasetPaths:
     """The files of catalog name ``name`` under the data root (``data_dir``, e.g. DATASETS.DATA_DIR, else
     ``$REBALANCE_HCA_DATA_DIR``, else ``./datasets``)."""

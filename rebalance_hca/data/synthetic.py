@@ -31,31 +31,32 @@ import json
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
+from typing import Callable
 
 import cv2
 import numpy as np
 
-from .gqa.family import GQA_FILES, GQA_FOLDER
-from .synthvg.gqa_scale import gqa_object_names, gqa_predicate_names, gqa_scale_splits
-from .synthvg.gqa_writer import write_gqa_annotation_files
-from .synthvg.oi_scale import OI_PREDICATES, oi_object_names, oi_scale_splits
-from .synthvg.oi_writer import (
-    OI_FOLDER, OI_IMAGE_FOLDER_NAME, OI_SPLITS, OISplitArrays, image_file_stem, write_oi_annotation_files,
-)
+from .gqa.files import GQA_FILES, GQA_FOLDER
+from .gqa.writer import write_gqa_annotation_files
+from .oi.files import OI_FOLDER, OI_IMAGE_FOLDER
+from .oi.writer import write_oi_annotation_files
+from .scene_graph_dataset import NUM_ATTRIBUTE_SLOTS
 from .synthvg.annotation import (
     ANNOTATION_KEEP_RATE, DUPLICATE_RELATION_RATE, GENERAL_FOR_INFORMATIVE_RATE, Annotation, annotate,
 )
+from .synthvg.gqa_scale import gqa_file_name, gqa_object_names, gqa_predicate_names, gqa_scale_splits
+from .synthvg.oi_scale import OI_PREDICATES, oi_file_name, oi_object_names, oi_scale_splits
 from .synthvg.relations import true_relations
 from .synthvg.render import encode_jpeg, render_scene
 from .synthvg.scene import Scene, empty_scene, sample_image_size, sample_scene
 from .synthvg.vg_scale import vg_scale_arrays
 from .synthvg.vocabulary import ATTRIBUTE_TO_ID, CLASS_TO_ID, OBJECT_CLASSES, PREDICATE_TO_ID, PREDICATES
 from .synthvg.word_vectors import GLOVE_FILE_NAME, glove_text
-from .synthvg.writers import (
-    IMAGE_FOLDER_NAME, MARKER_FILE_NAME, MAX_ATTRIBUTES, VGArrays, pixel_boxes_to_frame, staged_folder,
-    write_annotation_files,
-)
+from .synthvg.writers import MARKER_FILE_NAME, write_annotation_files
 from .vg.files import BOX_SCALE, CORRUPTED_IMAGE_IDS
+from .vg.writer import IMAGE_FOLDER_NAME, VGArrays, pixel_boxes_to_frame, vg_arrays
+from .family import SPLITS
+from .writing import SplitSamples, staged_folder
 
 DEFAULT_NUM_IMAGES = 4000
 DEFAULT_IMAGE_SIZE = 192
@@ -119,9 +120,9 @@ class SynthImage:
     @property
     def attributes(self) -> np.ndarray:
         """(N, 10) int64 attribute ids, 0-padded."""
-        table = np.zeros((len(self.scene.objects), MAX_ATTRIBUTES), dtype=np.int64)
+        table = np.zeros((len(self.scene.objects), NUM_ATTRIBUTE_SLOTS), dtype=np.int64)
         for row, obj in enumerate(self.scene.objects):
-            ids = [ATTRIBUTE_TO_ID[name] for name in obj.attributes()][:MAX_ATTRIBUTES]
+            ids = [ATTRIBUTE_TO_ID[name] for name in obj.attributes()][:NUM_ATTRIBUTE_SLOTS]
             table[row, :len(ids)] = ids
         return table
 
@@ -180,34 +181,31 @@ def generate_images(options: SynthVGOptions) -> list[SynthImage]:
             for row, image_id in enumerate(ids)]
 
 
+def images_to_samples(images: list[SynthImage], file_name: Callable[[int], str]) -> SplitSamples:
+    """The images as one split of flat arrays, named ``file_name(image_id)``; boxes as generated (float64
+    pixels)."""
+    return SplitSamples(
+        file_names=[file_name(image.image_id) for image in images],
+        widths=np.array([image.width for image in images], dtype=np.int64),
+        heights=np.array([image.height for image in images], dtype=np.int64),
+        box_counts=np.array([len(image.scene.objects) for image in images], dtype=np.int64),
+        boxes=np.concatenate([image.boxes for image in images] + [np.zeros((0, 4))]),
+        labels=np.concatenate([image.labels for image in images] + [np.zeros(0, np.int64)]),
+        rel_counts=np.array([len(image.annotation.relations) for image in images], dtype=np.int64),
+        relations=np.concatenate([image.annotation.relations for image in images]
+                                 + [np.zeros((0, 3), np.int64)]).astype(np.int64),
+    )
+
+
 def images_to_arrays(images: list[SynthImage]) -> VGArrays:
     """Concatenate per-image annotations into the h5's flat arrays (global object rows in relationships)."""
-    box_counts = np.array([len(image.scene.objects) for image in images], dtype=np.int64)
-    rel_counts = np.array([len(image.annotation.relations) for image in images], dtype=np.int64)
-    box_starts = np.concatenate([[0], np.cumsum(box_counts)[:-1]])
-    rel_starts = np.concatenate([[0], np.cumsum(rel_counts)[:-1]])
-    widths = np.array([image.width for image in images], dtype=np.int64)
-    heights = np.array([image.height for image in images], dtype=np.int64)
-    longer = np.repeat(np.maximum(widths, heights), box_counts)
-    boxes = np.concatenate([image.boxes for image in images] + [np.zeros((0, 4))])
-    relations = np.concatenate([image.annotation.relations for image in images] + [np.zeros((0, 3), np.int64)])
-    relation_offsets = np.repeat(box_starts, rel_counts)
-    return VGArrays(
-        split=np.array([image.split for image in images], dtype=np.int64),
-        first_box=np.where(box_counts > 0, box_starts, -1),
-        last_box=np.where(box_counts > 0, box_starts + box_counts - 1, -1),
-        first_rel=np.where(rel_counts > 0, rel_starts, -1),
-        last_rel=np.where(rel_counts > 0, rel_starts + rel_counts - 1, -1),
-        labels=np.concatenate([image.labels for image in images] + [np.zeros(0, np.int64)]),
-        boxes_1024_xyxy=pixel_boxes_to_frame(boxes, longer, BOX_SCALE),
-        attributes=np.concatenate([image.attributes for image in images]
-                                  + [np.zeros((0, MAX_ATTRIBUTES), np.int64)]),
-        relationships=relations[:, :2] + relation_offsets[:, None],
-        predicates=relations[:, 2],
-        image_ids=np.array([image.image_id for image in images], dtype=np.int64),
-        widths=widths,
-        heights=heights,
-    )
+    samples = images_to_samples(images, gqa_file_name)
+    longer = np.repeat(np.maximum(samples.widths, samples.heights), samples.box_counts)
+    return vg_arrays(np.array([image.split for image in images], dtype=np.int64),
+                     np.array([image.image_id for image in images], dtype=np.int64), samples,
+                     pixel_boxes_to_frame(samples.boxes, longer, BOX_SCALE),
+                     np.concatenate([image.attributes for image in images]
+                                    + [np.zeros((0, NUM_ATTRIBUTE_SLOTS), np.int64)]))
 
 
 def _render_images(folder: str, seed: int, jobs: list[tuple[int, str, Scene]]) -> None:
@@ -221,7 +219,7 @@ def _render_images(folder: str, seed: int, jobs: list[tuple[int, str, Scene]]) -
 def render_images(folder: str, images: list[SynthImage], seed: int, workers: int = 1, oi_names: bool = False) -> None:
     """Write ``<image_id>.jpg`` (``oi_names``: ``<img_fn>.jpg``) for every image into ``folder``, over ``workers``
     processes."""
-    jobs = [(image.image_id, f"{image_file_stem(image.image_id) if oi_names else image.image_id}.jpg", image.scene)
+    jobs = [(image.image_id, (oi_file_name if oi_names else gqa_file_name)(image.image_id), image.scene)
             for image in images]
     if workers <= 1 or len(jobs) < 2 * workers:
         _render_images(folder, seed, jobs)
@@ -254,7 +252,7 @@ def write_synthvg(output_dir: str, options: SynthVGOptions = SynthVGOptions(), a
     """
     target = os.path.join(output_dir, "vg")
     _, skipped = image_ids(options.num_images)
-    with staged_folder(target, overwrite) as staging:
+    with staged_folder(target, overwrite, MARKER_FILE_NAME) as staging:
         images = generate_images(options)
         write_annotation_files(staging, images_to_arrays(images), _corrupted_sizes(skipped, options.seed,
                                                                                     options.image_size),
@@ -278,7 +276,7 @@ def write_vg_scale(output_dir: str, seed: int = 0, test_fraction: float = DEFAUL
     """Write VG-sized annotations (108,073 h5 images, ~1.1 M boxes, ~620 k relations, no images) into
     ``<output_dir>/vg`` for loading benchmarks; return that folder's path. Class, predicate and attribute
     frequencies are those of a scene-sampled SynthVG of ``VG_SCALE_FREQUENCY_IMAGES`` images."""
-    with staged_folder(os.path.join(output_dir, "vg"), overwrite) as staging:
+    with staged_folder(os.path.join(output_dir, "vg"), overwrite, MARKER_FILE_NAME) as staging:
         sample = images_to_arrays(generate_images(SynthVGOptions(VG_SCALE_FREQUENCY_IMAGES, seed)))
         arrays, corrupted_sizes = vg_scale_arrays(
             seed, test_fraction,
@@ -293,21 +291,12 @@ def write_vg_scale(output_dir: str, seed: int = 0, test_fraction: float = DEFAUL
     return os.path.abspath(os.path.join(output_dir, "vg"))
 
 
-def oi_split_arrays(images: list[SynthImage]) -> OISplitArrays:
-    """Images as one split of flat arrays (the Open Images and GQA-200 writers' input); boxes rounded to
-    integer pixels."""
-    boxes = np.concatenate([image.boxes for image in images] + [np.zeros((0, 4))])
-    relations = np.concatenate([image.annotation.relations for image in images] + [np.zeros((0, 3), np.int64)])
-    return OISplitArrays(
-        image_ids=np.array([image.image_id for image in images], dtype=np.int64),
-        widths=np.array([image.width for image in images], dtype=np.int64),
-        heights=np.array([image.height for image in images], dtype=np.int64),
-        box_counts=np.array([len(image.scene.objects) for image in images], dtype=np.int64),
-        boxes=pixel_boxes_to_frame(boxes, np.ones(len(boxes)), 1),
-        labels=np.concatenate([image.labels for image in images] + [np.zeros(0, np.int64)]),
-        rel_counts=np.array([len(image.annotation.relations) for image in images], dtype=np.int64),
-        relations=relations.astype(np.int64),
-    )
+def oi_split_arrays(images: list[SynthImage], file_name: Callable[[int], str]) -> SplitSamples:
+    """Images as one split of flat arrays (the Open Images and GQA-200 writers' input), named
+    ``file_name(image_id)``; boxes rounded to integer pixels."""
+    samples = images_to_samples(images, file_name)
+    samples.boxes = pixel_boxes_to_frame(samples.boxes, np.ones(len(samples.boxes)), 1)
+    return samples
 
 
 def oi_splits_of(images: list[SynthImage], num_val_images: int) -> dict[str, list[SynthImage]]:
@@ -336,19 +325,20 @@ def write_synthvg_oi(output_dir: str, options: SynthVGOptions = SynthVGOptions()
     if num_val_images < 0:
         raise ValueError(f"num_val_images must be >= 0, got {num_val_images}")
     target = os.path.join(output_dir, OI_FOLDER)
-    with staged_folder(target, overwrite) as staging:
+    with staged_folder(target, overwrite, MARKER_FILE_NAME) as staging:
         splits = oi_splits_of(generate_images(options), num_val_images)
-        empty = [split for split in OI_SPLITS if not splits[split]]
+        empty = [split for split in SPLITS if not splits[split]]
         if empty:
             raise ValueError(f"no image in the Open Images split(s) {empty}: raise num_images or lower "
                              f"num_val_images / adjust test_fraction")
-        write_oi_annotation_files(staging, {split: oi_split_arrays(images) for split, images in splits.items()},
+        write_oi_annotation_files(staging, {split: oi_split_arrays(images, oi_file_name)
+                                            for split, images in splits.items()},
                                   sorted(OBJECT_CLASSES), sorted(PREDICATES))
         _write_extras(staging, _generation_info("oiv6_images" if not annotations_only else "oiv6_annotations_only",
                                                 num_val_images=num_val_images, **asdict(options)),
-                      OI_IMAGE_FOLDER_NAME)
+                      OI_IMAGE_FOLDER)
         if not annotations_only:
-            render_images(os.path.join(staging, OI_IMAGE_FOLDER_NAME), [i for s in OI_SPLITS for i in splits[s]],
+            render_images(os.path.join(staging, OI_IMAGE_FOLDER), [i for s in SPLITS for i in splits[s]],
                           options.seed, workers, oi_names=True)
     return os.path.abspath(target)
 
@@ -359,14 +349,15 @@ def write_synthvg_gqa(output_dir: str, options: SynthVGOptions = SynthVGOptions(
     that folder's path: the train file holds the VG train pool (images without boxes or relations included,
     as the loader drops them), the test file the VG test split; val is the loader's prefix of test."""
     target = os.path.join(output_dir, GQA_FOLDER)
-    with staged_folder(target, overwrite) as staging:
+    with staged_folder(target, overwrite, MARKER_FILE_NAME) as staging:
         images = generate_images(options)
         splits = {split: [image for image in images if image.split == code]
                   for split, code in (("train", _SPLIT_TRAIN), ("test", _SPLIT_TEST))}
         empty = [split for split, members in splits.items() if not members]
         if empty:
             raise ValueError(f"no image in the GQA-200 file(s) {empty}: raise num_images or adjust test_fraction")
-        write_gqa_annotation_files(staging, oi_split_arrays(splits["train"]), oi_split_arrays(splits["test"]),
+        write_gqa_annotation_files(staging, oi_split_arrays(splits["train"], gqa_file_name),
+                                   oi_split_arrays(splits["test"], gqa_file_name),
                                    sorted(OBJECT_CLASSES), sorted(PREDICATES))
         _write_extras(staging, _generation_info("gqa200_images" if not annotations_only else "gqa200_annotations_only",
                                                 **asdict(options)), GQA_FILES["img_dir"])
@@ -380,9 +371,9 @@ def write_oi_scale(output_dir: str, seed: int = 0, overwrite: bool = False) -> s
     """Write Open Images V6-sized annotations (126,368 / 1,813 / 5,322 images, no image files) into
     ``<output_dir>/openimages/open_image_v6`` for loading benchmarks; return that folder's path."""
     target = os.path.join(output_dir, OI_FOLDER)
-    with staged_folder(target, overwrite) as staging:
+    with staged_folder(target, overwrite, MARKER_FILE_NAME) as staging:
         write_oi_annotation_files(staging, oi_scale_splits(seed), oi_object_names(), list(OI_PREDICATES))
-        _write_extras(staging, _generation_info("oiv6_scale", seed=seed), OI_IMAGE_FOLDER_NAME)
+        _write_extras(staging, _generation_info("oiv6_scale", seed=seed), OI_IMAGE_FOLDER)
     return os.path.abspath(target)
 
 
@@ -390,7 +381,7 @@ def write_gqa_scale(output_dir: str, seed: int = 0, overwrite: bool = False) -> 
     """Write GQA-200-sized annotations (60,000 train / 11,000 test records, no image files) into
     ``<output_dir>/gqa`` for loading benchmarks; return that folder's path."""
     target = os.path.join(output_dir, GQA_FOLDER)
-    with staged_folder(target, overwrite) as staging:
+    with staged_folder(target, overwrite, MARKER_FILE_NAME) as staging:
         splits = gqa_scale_splits(seed)
         write_gqa_annotation_files(staging, splits["train"], splits["test"], gqa_object_names(),
                                    gqa_predicate_names())

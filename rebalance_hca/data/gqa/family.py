@@ -6,20 +6,16 @@ import os
 from dataclasses import dataclass
 
 from ...evaluation.protocols import GQA_PROTOCOL
-from ..family import DatasetFamily, DatasetPaths, SplitOptions, TrainVocabulary, counted_vocabulary, prefixed_names
+from ..family import (SPLITS, DatasetFamily, DatasetPaths, SplitOptions, TrainVocabulary, counted_vocabulary,
+                      prefixed_names)
 from ..statistics import FrequencyStatistics
+from ..writing import WrittenDataset
 from .dataset import GQADataset, ignored_record
-from .files import check_vocabulary_fits, load_gqa_annotations, load_gqa_vocabulary
+from .files import GQA_FILES, GQA_FOLDER, check_vocabulary_fits, load_gqa_annotations, load_gqa_vocabulary
 from .statistics import load_or_compute_gqa_statistics
+from .writer import write_gqa_dataset
 
 GQA_PREFIX = "GQA_200_"
-GQA_FOLDER = "gqa"
-GQA_FILES = {
-    "img_dir": "images",
-    "dict_file": "GQA_200_ID_Info.json",
-    "train_file": "GQA_200_Train.json",
-    "test_file": "GQA_200_Test.json",
-}
 
 
 @dataclass(frozen=True)
@@ -37,6 +33,7 @@ class GQA200Family(DatasetFamily):
 
     name = "GQA-200"
     protocol = GQA_PROTOCOL
+    key = "gqa200"
 
     def dataset_names(self) -> tuple[str, ...]:
         return prefixed_names(GQA_PREFIX)
@@ -65,3 +62,8 @@ class GQA200Family(DatasetFamily):
 
     def statistics(self, cfg, paths: GQAPaths, cache_file: str) -> FrequencyStatistics:
         return load_or_compute_gqa_statistics(paths.train_file, paths.dict_file, cache_file)
+
+    def write_dataset(self, output: str, splits, images: str) -> WrittenDataset:
+        """``output`` is the data root: ``<output>/gqa/``; val is the start of the test file
+        (DATASETS.NUM_VAL_IM = its size)."""
+        return write_gqa_dataset(output, splits, images, dict(zip(SPLITS, self.dataset_names())))

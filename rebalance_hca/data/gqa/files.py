@@ -23,6 +23,14 @@ from ..json_columns import (RecordAnnotations, RecordVocabulary, first_relation_
                             garbage_collection_paused, read_json)
 
 BACKGROUND = "__background__"
+# SHA-GCL's files: the folder under the data root, and the files in it.
+GQA_FOLDER = "gqa"
+GQA_FILES = {
+    "img_dir": "images",
+    "dict_file": "GQA_200_ID_Info.json",
+    "train_file": "GQA_200_Train.json",
+    "test_file": "GQA_200_Test.json",
+}
 VOCABULARY_KEYS = ("ind_to_classes", "ind_to_predicates")
 FILE_KEYS = ("filenames_all", "img_info_all", "gt_boxes_all", "gt_classes_all", "relationships_all")
 SIZE_KEYS = ("width", "height")

@@ -11,7 +11,7 @@ from ..record_dataset import RecordDataset, check_split_options
 from ..resampling import ResamplingOptions
 from ..split_index import RebalanceSpec, SplitIndex, filtered_split, rebalance_keep, records_relation_rows
 from ..json_columns import RecordAnnotations
-from .files import check_vocabulary_fits, load_oi_annotations, load_oi_vocabulary
+from .files import IMAGE_SUFFIX, check_vocabulary_fits, load_oi_annotations, load_oi_vocabulary
 
 
 def select_oi_split(ann: RecordAnnotations, filter_empty_rels: bool = True, num_im: int = -1,
@@ -79,5 +79,5 @@ class OIDataset(RecordDataset):
                          resampling)
 
     def file_name(self, index: int) -> str:
-        return f"{self.annotations.image_files[self.index.image_rows[index]]}.jpg"
+        return f"{self.annotations.image_files[self.index.image_rows[index]]}{IMAGE_SUFFIX}"
 

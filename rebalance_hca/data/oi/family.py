@@ -6,14 +6,17 @@ import os
 from dataclasses import dataclass
 
 from ...evaluation.protocols import OPEN_IMAGES_PROTOCOL
-from ..family import DatasetFamily, DatasetPaths, SplitOptions, TrainVocabulary, counted_vocabulary, prefixed_names
+from ..family import (SPLITS, DatasetFamily, DatasetPaths, SplitOptions, TrainVocabulary, counted_vocabulary,
+                      prefixed_names)
 from ..statistics import FrequencyStatistics
+from ..writing import WrittenDataset
 from .dataset import OIDataset
-from .files import load_oi_annotations, load_oi_vocabulary
+from .files import (CATEGORIES_FILE_NAME, OI_ANNOTATION_FOLDER, OI_FOLDER, OI_IMAGE_FOLDER, annotation_file_name,
+                    load_oi_annotations, load_oi_vocabulary)
 from .statistics import load_or_compute_oi_statistics
+from .writer import write_oi_dataset
 
 OI_PREFIX = "openimage_v6_"
-OI_FOLDER = os.path.join("openimages", "open_image_v6")
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,7 @@ class OpenImagesV6Family(DatasetFamily):
 
     name = "Open Images V6"
     protocol = OPEN_IMAGES_PROTOCOL
+    key = "oiv6"
 
     def dataset_names(self) -> tuple[str, ...]:
         return prefixed_names(OI_PREFIX)
@@ -37,9 +41,9 @@ class OpenImagesV6Family(DatasetFamily):
     def paths(self, name: str, data_root: str) -> OIPaths:
         split = name[len(OI_PREFIX):]
         folder = os.path.join(data_root, OI_FOLDER)
-        return OIPaths(split=split, img_dir=os.path.join(folder, "images"),
-                       ann_file=os.path.join(folder, "annotations", f"vrd-{split}-anno.json"),
-                       dict_file=os.path.join(folder, "annotations", "categories_dict.json"))
+        return OIPaths(split=split, img_dir=os.path.join(folder, OI_IMAGE_FOLDER),
+                       ann_file=os.path.join(folder, OI_ANNOTATION_FOLDER, annotation_file_name(split)),
+                       dict_file=os.path.join(folder, OI_ANNOTATION_FOLDER, CATEGORIES_FILE_NAME))
 
     def train_vocabulary(self, paths: OIPaths) -> TrainVocabulary:
         """``categories_dict.json``'s names; Open Images has no dictionary counts, so the counts are the train
@@ -56,3 +60,7 @@ class OpenImagesV6Family(DatasetFamily):
 
     def statistics(self, cfg, paths: OIPaths, cache_file: str) -> FrequencyStatistics:
         return load_or_compute_oi_statistics(paths.ann_file, paths.dict_file, cache_file)
+
+    def write_dataset(self, output: str, splits, images: str) -> WrittenDataset:
+        """``output`` is the data root: ``<output>/openimages/open_image_v6/``."""
+        return write_oi_dataset(output, splits, images, dict(zip(SPLITS, self.dataset_names())))

@@ -11,6 +11,7 @@ Every problem raises ``DataFormatError`` naming the file, the record index and t
 """
 from __future__ import annotations
 
+import os
 from functools import lru_cache, partial
 from operator import itemgetter
 
@@ -22,6 +23,17 @@ from ..json_columns import (RecordAnnotations, RecordVocabulary, column_error, f
 
 RECORD_KEYS = ("img_fn", "img_size", "bbox", "det_labels", "rel")
 BACKGROUND = "__background__"
+# PySGG's layout: the folder under the data root, and the folders and files in it.
+OI_FOLDER = os.path.join("openimages", "open_image_v6")
+OI_IMAGE_FOLDER = "images"
+OI_ANNOTATION_FOLDER = "annotations"
+CATEGORIES_FILE_NAME = "categories_dict.json"
+IMAGE_SUFFIX = ".jpg"
+
+
+def annotation_file_name(split: str) -> str:
+    """The annotation file of one split: ``vrd-<split>-anno.json``."""
+    return f"vrd-{split}-anno.json"
 
 
 def load_oi_vocabulary(dict_file: str) -> RecordVocabulary:

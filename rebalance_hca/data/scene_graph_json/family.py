@@ -8,9 +8,11 @@ from dataclasses import dataclass
 from ...evaluation.protocols import SGB_PROTOCOL
 from ..family import SPLITS, DatasetFamily, DatasetPaths, SplitOptions, TrainVocabulary, counted_vocabulary
 from ..statistics import FrequencyStatistics
+from ..writing import WrittenDataset, catalog_overrides
 from .dataset import JSONSceneGraphDataset
 from .files import IMAGE_FOLDER, VOCABULARY_FILE, load_json_split, load_json_vocabulary, split_file_name
 from .statistics import load_or_compute_json_statistics
+from .writer import write_json_dataset
 
 JSON_PREFIX = "json:"
 
@@ -42,6 +44,7 @@ class SceneGraphJSONFamily(DatasetFamily):
 
     name = "scene-graph JSON"
     protocol = SGB_PROTOCOL
+    key = "json"
 
     def dataset_names(self) -> tuple[str, ...]:
         return tuple(f"{JSON_PREFIX}<folder>:{split}" for split in SPLITS)
@@ -75,3 +78,10 @@ class SceneGraphJSONFamily(DatasetFamily):
 
     def statistics(self, cfg, paths: JSONPaths, cache_file: str) -> FrequencyStatistics:
         return load_or_compute_json_statistics(paths.train_file, paths.vocabulary_file, cache_file)
+
+    def write_dataset(self, output: str, splits, images: str) -> WrittenDataset:
+        """``output`` is the dataset folder (``json:<output>:<split>``); boxes are written clamped, as the
+        loader gives them."""
+        write_json_dataset(output, splits, images)
+        folder = os.path.abspath(output)
+        return WrittenDataset(catalog_overrides(None, {split: f"{JSON_PREFIX}{folder}:{split}" for split in splits}))

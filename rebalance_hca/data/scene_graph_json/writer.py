@@ -5,15 +5,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from typing import Mapping
 
-from ..files import DataFormatError
 from ..scene_graph_dataset import SceneGraphDataset
+from ..writing import IMAGE_MODES, place_images, shared_vocabulary, source_images, staged_folder
 from .files import IMAGE_FOLDER, VOCABULARY_FILE, split_file_name
-
-IMAGE_MODES = ("link", "copy", "none")
 
 
 def image_records(dataset: SceneGraphDataset) -> list[dict]:
@@ -41,45 +37,17 @@ def write_json_dataset(output_folder: str, splits: Mapping[str, SceneGraphDatase
     nothing is left behind."""
     if images not in IMAGE_MODES:
         raise ValueError(f"images must be one of {IMAGE_MODES}, got {images!r}")
-    if os.path.exists(output_folder):
-        raise DataFormatError(f"output folder already exists: {output_folder}")
-    vocabularies = {(tuple(ds.ind_to_classes), tuple(ds.ind_to_predicates)) for ds in splits.values()}
-    if len(vocabularies) != 1:
-        raise DataFormatError(f"the splits {sorted(splits)} do not share one vocabulary")
-    classes, predicates = vocabularies.pop()
+    classes, predicates = shared_vocabulary(splits)
     contents = {split: {"images": image_records(dataset)} for split, dataset in splits.items()}
-    parent = os.path.dirname(os.path.abspath(output_folder))
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=".converting-", dir=parent)
-    try:
-        _write_json(os.path.join(staging, VOCABULARY_FILE),
-                    {"classes": list(classes[1:]), "predicates": list(predicates[1:])})
+    with staged_folder(output_folder) as staging:
+        _write_json(os.path.join(staging, VOCABULARY_FILE), {"classes": classes[1:], "predicates": predicates[1:]})
         for split, content in contents.items():
             _write_json(os.path.join(staging, split_file_name(split)), content)
-        os.makedirs(os.path.join(staging, IMAGE_FOLDER))
-        if images != "none":
-            for dataset in splits.values():
-                _place_images(dataset, os.path.join(staging, IMAGE_FOLDER), images)
-        os.rename(staging, output_folder)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        for dataset in splits.values():
+            place_images(os.path.join(staging, IMAGE_FOLDER),
+                         source_images(dataset, map(dataset.file_name, range(len(dataset)))), images)
 
 
 def _write_json(path: str, content: dict) -> None:
     with open(path, "w", encoding="utf-8") as handle:
         json.dump(content, handle)
-
-
-def _place_images(dataset: SceneGraphDataset, image_folder: str, mode: str) -> None:
-    for index in range(len(dataset)):
-        source, target = dataset.image_path(index), os.path.join(image_folder, dataset.file_name(index))
-        if os.path.lexists(target):
-            continue
-        if not os.path.isfile(source):
-            raise DataFormatError(f"image listed in {dataset.SIZE_SOURCE} is missing: {source}")
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        if mode == "link":
-            os.symlink(os.path.abspath(source), target)
-        else:
-            shutil.copyfile(source, target)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..writing import SplitSamples
 from .oi_scale import random_scale_split
-from .oi_writer import OISplitArrays
 
 GQA_SCALE_SIZES = {"train": 60_000, "test": 11_000}
 GQA_NUM_CLASSES = 200
@@ -28,13 +28,18 @@ def gqa_predicate_names() -> list[str]:
     return [f"predicate_{index:03d}" for index in range(1, GQA_NUM_PREDICATES + 1)]
 
 
-def gqa_scale_splits(seed: int) -> dict[str, OISplitArrays]:
+def gqa_file_name(image_id: int) -> str:
+    """SynthVG's file name of an image id in the VG150 and GQA-200 layouts: ``<image_id>.jpg``."""
+    return f"{image_id}.jpg"
+
+
+def gqa_scale_splits(seed: int) -> dict[str, SplitSamples]:
     """The train and test files' arrays (image ids 1.. across both)."""
     rng = np.random.default_rng([seed, GQA_SCALE_SIZES["train"]])
     classes = np.arange(1, GQA_NUM_CLASSES + 1)
     splits, first_id = {}, 1
     for split, count in GQA_SCALE_SIZES.items():
         splits[split] = random_scale_split(rng, count, first_id, classes, GQA_NUM_PREDICATES, GQA_BOXES_PER_IMAGE,
-                                           GQA_RELATIONS_PER_IMAGE)
+                                           GQA_RELATIONS_PER_IMAGE, gqa_file_name)
         first_id += count
     return splits

@@ -7,9 +7,11 @@ not a measured property of the release. Boxes and pairs are random: a file of th
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
-from .oi_writer import OISplitArrays
+from ..writing import SplitSamples
 
 OI_SPLIT_SIZES = {"train": 126_368, "val": 1_813, "test": 5_322}
 OI_NUM_OBJECT_NAMES = 601
@@ -22,6 +24,16 @@ OI_RELATIONS_PER_IMAGE = 2.7
 OI_BOXES_PER_IMAGE = 4.4
 
 
+def image_file_stem(image_id: int) -> str:
+    """An Open Images-like ``img_fn``: 16 hex digits."""
+    return f"{image_id:016x}"
+
+
+def oi_file_name(image_id: int) -> str:
+    """SynthVG's Open Images file name of an image id: ``<img_fn>.jpg``."""
+    return f"{image_file_stem(image_id)}.jpg"
+
+
 def oi_object_names() -> list[str]:
     return [f"object_{index:03d}" for index in range(OI_NUM_OBJECT_NAMES)]
 
@@ -31,17 +43,18 @@ def long_tail(count: int, exponent: float) -> np.ndarray:
     return weights / weights.sum()
 
 
-def oi_scale_split(rng: np.random.Generator, num_images: int, first_id: int, used_classes: np.ndarray) -> OISplitArrays:
+def oi_scale_split(rng: np.random.Generator, num_images: int, first_id: int, used_classes: np.ndarray) -> SplitSamples:
     """One Open Images-sized split of ``num_images`` images with ids first_id, first_id + 1, ...; labels among
     ``used_classes``."""
     return random_scale_split(rng, num_images, first_id, used_classes, len(OI_PREDICATES), OI_BOXES_PER_IMAGE,
-                              OI_RELATIONS_PER_IMAGE)
+                              OI_RELATIONS_PER_IMAGE, oi_file_name)
 
 
 def random_scale_split(rng: np.random.Generator, num_images: int, first_id: int, used_classes: np.ndarray,
-                       num_predicates: int, boxes_per_image: float, relations_per_image: float) -> OISplitArrays:
-    """One split of ``num_images`` random images (ids first_id, ...; at least 2 boxes and 1 relation each, on
-    average ``boxes_per_image`` and ``relations_per_image``): labels among ``used_classes`` and predicates
+                       num_predicates: int, boxes_per_image: float, relations_per_image: float,
+                       file_name: Callable[[int], str]) -> SplitSamples:
+    """One split of ``num_images`` random images (ids first_id, ..., named ``file_name(id)``; at least 2 boxes
+    and 1 relation each, on average ``boxes_per_image`` and ``relations_per_image``): labels among ``used_classes`` and predicates
     1..num_predicates, both long-tailed; integer pixel boxes in frames of 1024 x 576..1024 (a quarter portrait).
     A file of the right size and shape for loading benchmarks, not a property of any release."""
     widths = np.full(num_images, 1024, dtype=np.int64)
@@ -60,14 +73,15 @@ def random_scale_split(rng: np.random.Generator, num_images: int, first_id: int,
     subject = np.floor(rng.random(len(rel_image)) * image_boxes).astype(np.int64)
     obj = (subject + 1 + np.floor(rng.random(len(rel_image)) * (image_boxes - 1)).astype(np.int64)) % image_boxes
     predicates = rng.choice(num_predicates, len(rel_image), p=long_tail(num_predicates, 1.6)) + 1
-    return OISplitArrays(
-        image_ids=np.arange(first_id, first_id + num_images), widths=widths, heights=heights, box_counts=box_counts,
+    return SplitSamples(
+        file_names=[file_name(image_id) for image_id in range(first_id, first_id + num_images)], widths=widths,
+        heights=heights, box_counts=box_counts,
         boxes=np.concatenate([top_left, top_left + size], axis=1), labels=labels, rel_counts=rel_counts,
         relations=np.stack([subject, obj, predicates], axis=1),
     )
 
 
-def oi_scale_splits(seed: int) -> dict[str, OISplitArrays]:
+def oi_scale_splits(seed: int) -> dict[str, SplitSamples]:
     rng = np.random.default_rng([seed, OI_SPLIT_SIZES["train"]])
     used_classes = rng.choice(OI_NUM_OBJECT_NAMES, OI_OBJECTS_IN_USE, replace=False) + 1
     splits, first_id = {}, 1

@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..vg.files import BOX_SCALE, CORRUPTED_IMAGE_IDS
-from .writers import MAX_ATTRIBUTES, VGArrays
+from ..scene_graph_dataset import NUM_ATTRIBUTE_SLOTS
+from ..vg.writer import VGArrays
 
 VG_SCALE_IMAGES = 108_073
 VG_BOXES_PER_IMAGE = 1_145_398 / VG_SCALE_IMAGES
@@ -54,7 +55,7 @@ def vg_scale_arrays(seed: int, test_fraction: float, class_probabilities: np.nda
     size = np.maximum(1, np.rint(frame * rng.uniform(0.03, 0.6, (num_boxes, 2)))).astype(np.int64)
     top_left = np.floor(rng.random((num_boxes, 2)) * (frame - size + 1)).astype(np.int64)
     labels = rng.choice(class_probabilities.size, num_boxes, p=class_probabilities) + 1
-    attributes = np.zeros((num_boxes, MAX_ATTRIBUTES), dtype=np.int64)
+    attributes = np.zeros((num_boxes, NUM_ATTRIBUTE_SLOTS), dtype=np.int64)
     attribute_count = rng.choice(3, num_boxes, p=(0.5, 0.35, 0.15))
     for column in range(2):
         chosen = attribute_count > column

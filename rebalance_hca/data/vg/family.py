@@ -8,20 +8,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...evaluation.protocols import SGB_PROTOCOL
-from ..family import DatasetFamily, DatasetPaths, SplitOptions, TrainVocabulary, prefixed_names
+from ..family import SPLITS, DatasetFamily, DatasetPaths, SplitOptions, TrainVocabulary, prefixed_names
 from ..files import DataFormatError
 from ..statistics import FrequencyStatistics
+from ..writing import WrittenDataset
 from .dataset import VGDataset
-from .files import load_vocabulary
+from .files import VG_FILES, load_vocabulary
 from .statistics import load_or_compute_statistics
+from .writer import write_vg_dataset
 
 VG_PREFIX = "VG_stanford_filtered_with_attribute_"
-VG_FILES = {
-    "img_dir": "vg/VG_100K",
-    "roidb_file": "vg/VG-SGG-with-attri.h5",
-    "dict_file": "vg/VG-SGG-dicts-with-attri.json",
-    "image_file": "vg/image_data.json",
-}
 
 
 @dataclass(frozen=True)
@@ -39,6 +35,7 @@ class VG150Family(DatasetFamily):
 
     name = "VG150"
     protocol = SGB_PROTOCOL
+    key = "vg150"
 
     def dataset_names(self) -> tuple[str, ...]:
         return prefixed_names(VG_PREFIX)
@@ -84,3 +81,8 @@ class VG150Family(DatasetFamily):
 
     def statistics(self, cfg, paths: VGPaths, cache_file: str) -> FrequencyStatistics:
         return load_or_compute_statistics(paths.roidb_file, paths.dict_file, cfg.DATASETS.NUM_VAL_IM, cache_file)
+
+    def write_dataset(self, output: str, splits, images: str) -> WrittenDataset:
+        """``output`` is the data root: ``<output>/vg/``; val is written first in the train pool
+        (DATASETS.NUM_VAL_IM = its size), boxes in the 1024 frame (``vg.writer.frame_boxes``)."""
+        return write_vg_dataset(output, splits, images, dict(zip(SPLITS, self.dataset_names())))

@@ -16,6 +16,13 @@ from ...structures.boxes import cxcywh_to_xyxy_truncated
 from ..files import DataFormatError, file_fingerprint, require_file
 
 BOX_SCALE = 1024
+# The files of a VG150 dataset, relative to the data root (SGB's catalog entry).
+VG_FILES = {
+    "img_dir": "vg/VG_100K",
+    "roidb_file": "vg/VG-SGG-with-attri.h5",
+    "dict_file": "vg/VG-SGG-dicts-with-attri.json",
+    "image_file": "vg/image_data.json",
+}
 # VG images whose files are corrupted; SGB drops them from image_data.json before aligning with the h5.
 CORRUPTED_IMAGE_IDS = frozenset({1592, 1722, 4616, 4617})
 REQUIRED_H5_DATASETS = (
