@@ -1,0 +1,166 @@
+"""Reading a JSON object whose large fields are nested lists of numbers straight into numpy arrays, without one
+Python object per number (docs/data.md#loading-speed).
+
+``read_json_object_with_number_arrays(path, shapes)`` parses the top level of a JSON object with the standard
+``json`` decoder, one field at a time; a field named in ``shapes`` whose text holds only brackets, commas,
+numbers and whitespace is instead tokenised with array operations over its bytes into a ``NumberColumn``
+(values plus CSR offsets per record), exactly the values ``json.load`` and ``json_columns.flatten_column``
+give. It accepts a strict subset of what ``json.load`` accepts and returns None for anything else (a file that
+is not pure ASCII, a truncated or malformed file, a field of another shape, a number outside the exact fast
+range such as an integer of more than 18 digits, non-finite values), so that the caller reads the file with
+``read_json`` and reports the problem exactly as before.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+# Symbols of a number-array field: its brackets, commas and numbers (a number is a run of digits and "-").
+OPEN, CLOSE, COMMA, NUMBER = range(4)
+_SYMBOL_OF_BYTE = np.full(256, NUMBER, dtype=np.uint8)
+_SYMBOL_OF_BYTE[ord("[")], _SYMBOL_OF_BYTE[ord("]")], _SYMBOL_OF_BYTE[ord(",")] = OPEN, CLOSE, COMMA
+# Which symbol may follow which inside valid JSON arrays of arrays of numbers, indexed first * 4 + second.
+_MAY_FOLLOW = np.zeros(16, dtype=bool)
+_MAY_FOLLOW[[OPEN * 4 + OPEN, OPEN * 4 + NUMBER, OPEN * 4 + CLOSE, NUMBER * 4 + COMMA, NUMBER * 4 + CLOSE,
+             COMMA * 4 + OPEN, COMMA * 4 + NUMBER, CLOSE * 4 + COMMA, CLOSE * 4 + CLOSE]] = True
+_PUNCTUATION_TO_SPACE = bytes.maketrans(b"[],", b"   ")
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
+MAX_INTEGER_DIGITS = 18  # every integer of at most 18 digits fits int64 exactly
+_DECODER = json.JSONDecoder()
+
+
+@dataclass(frozen=True)
+class NumberArrayShape:
+    """A field holding one list per record: of ``width`` numbers each (width > 0: a list of such rows) or of
+    numbers (width 0); ``integer``: integers only (-> int64), else any finite numbers (-> float64)."""
+
+    width: int
+    integer: bool
+
+
+@dataclass(frozen=True)
+class NumberColumn:
+    """A number-array field read into arrays. values: (rows, width) for width > 0, else (rows,); int64 or
+    float64. offsets: (I + 1,) int64 CSR offsets of each record's rows."""
+
+    values: np.ndarray
+    offsets: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def with_record_emptied(self, record: int) -> "NumberColumn":
+        """The same column with record ``record``'s rows removed (an empty list in its place)."""
+        start, stop = int(self.offsets[record]), int(self.offsets[record + 1])
+        offsets = self.offsets.copy()
+        offsets[record + 1:] -= stop - start
+        return NumberColumn(np.delete(self.values, np.s_[start:stop], axis=0), offsets)
+
+
+def read_json_object_with_number_arrays(path: str, shapes: dict[str, NumberArrayShape]) -> dict | None:
+    """The JSON object in ``path`` with the fields named in ``shapes`` as ``NumberColumn``s and the others as
+    ``json.load`` gives them; None when the file is outside what this reader accepts (see the module)."""
+    with open(path, "rb") as handle:
+        data = handle.read()
+    if not data.isascii():
+        return None
+    text = data.decode("ascii")
+    buffer = np.frombuffer(data, dtype=np.uint8)
+    try:
+        return _parse_object(data, text, buffer, shapes)
+    except (json.JSONDecodeError, IndexError):
+        return None
+
+
+def _parse_object(data: bytes, text: str, buffer: np.ndarray, shapes: dict[str, NumberArrayShape]) -> dict | None:
+    """The top-level object, its values parsed one by one; json.JSONDecodeError or IndexError when malformed."""
+    content = {}
+    position = _WHITESPACE.match(text, 0).end()
+    if text[position] != "{":
+        return None
+    position = _WHITESPACE.match(text, position + 1).end()
+    more = text[position] != "}"
+    while more:
+        if text[position] != '"':
+            return None
+        key, position = json.decoder.scanstring(text, position + 1)
+        position = _WHITESPACE.match(text, position).end()
+        if text[position] != ":":
+            return None
+        position = _WHITESPACE.match(text, position + 1).end()
+        if key in shapes:
+            parsed = _number_array(data, buffer, position, text.find('"', position), shapes[key])
+            if parsed is None:
+                return None
+            content[key], position = parsed
+        else:
+            content[key], position = _DECODER.raw_decode(text, position)
+        position = _WHITESPACE.match(text, position).end()
+        if text[position] not in ",}":
+            return None
+        more = text[position] == ","
+        position = _WHITESPACE.match(text, position + 1).end() if more else position
+    return content if _WHITESPACE.match(text, position + 1).end() == len(text) else None
+
+
+def _number_array(data: bytes, buffer: np.ndarray, start: int, stop: int, shape: NumberArrayShape
+                  ) -> tuple[NumberColumn, int] | None:
+    """The list of per-record lists starting at byte ``start`` (and ending before the next quote, byte ``stop``;
+    -1: none) as a ``NumberColumn`` and the position after it; None when it is not such a list of integers of
+    at most 18 digits. Every check is an array operation over its bytes (buffer: the file's (B,) uint8 view)
+    or over its symbols (brackets, commas, numbers), never a Python loop over them."""
+    end = data.rfind(b"]", start, stop if stop >= 0 else len(data)) + 1
+    if end <= start or data[start] != ord("["):
+        return None
+    region = buffer[start:end]
+    digit = (region - ord("0")) < 10
+    minus, opens, closes, commas = (region == ord("-")), (region == ord("[")), (region == ord("]")), \
+        (region == ord(","))
+    space = (region == ord(" ")) | (region == ord("\n")) | (region == ord("\r")) | (region == ord("\t"))
+    if not (digit | minus | opens | closes | commas | space).all():
+        return None
+    in_number = digit | minus
+    number_start = in_number.copy()
+    number_start[1:] &= ~in_number[:-1]
+    digits_start = digit.copy()
+    digits_start[1:] &= ~digit[:-1]
+    if (minus & ~number_start).any() or minus[-1] or (minus[:-1] & ~digit[1:]).any() or \
+            ((region[:-1] == ord("0")) & digits_start[:-1] & digit[1:]).any() or \
+            _has_run(digit, MAX_INTEGER_DIGITS + 1):
+        return None  # "-" not alone before the digits, a leading zero, or too many digits
+    symbols = _SYMBOL_OF_BYTE[region[number_start | opens | closes | commas]]
+    if not _MAY_FOLLOW[symbols[:-1] * 4 + symbols[1:]].all():
+        return None
+    open_symbol, close_symbol, number_symbol = symbols == OPEN, symbols == CLOSE, symbols == NUMBER
+    depth = np.cumsum(open_symbol.view(np.int8) - close_symbol.view(np.int8), dtype=np.int8)
+    levels = 3 if shape.width else 2  # inside the outer list, a record's list, a row's list
+    if depth[:-1].min(initial=1) < 1 or depth[-1] != 0 or (open_symbol & (depth > levels)).any() or \
+            (number_symbol & (depth != levels)).any():
+        return None  # unbalanced, nested too deep, or a number where a list belongs
+    records = np.flatnonzero(open_symbol & (depth == 2))
+    if shape.width:
+        rows = np.flatnonzero(open_symbol & (depth == 3))
+        if (np.flatnonzero(close_symbol & (depth == 2)) - rows != 2 * shape.width).any():
+            return None  # "[n, n, ..., n]" spans 2 * width symbols
+        counted = rows
+    else:
+        counted = np.flatnonzero(number_symbol)
+    offsets = np.append(np.searchsorted(counted, records), len(counted)).astype(np.int64)
+    values = np.fromstring(data[start:end].translate(_PUNCTUATION_TO_SPACE), dtype=np.int64, sep=" ") \
+        if number_symbol.any() else np.zeros(0, dtype=np.int64)
+    if shape.width:
+        values = values.reshape(-1, shape.width)
+    return NumberColumn(values if shape.integer else values.astype(np.float64), offsets), end
+
+
+def _has_run(mask: np.ndarray, length: int) -> bool:
+    """Whether ``mask`` (bool) holds ``length`` consecutive True values."""
+    run, covered = mask, 1  # run[i]: mask[i:i + covered] all True
+    while covered < length:
+        step = min(covered, length - covered)
+        run = run[:-step] & run[step:]
+        covered += step
+    return bool(run.any())
