@@ -15,6 +15,7 @@ from gqa_fixture import EDGE_TRAIN, SKIPPED_TEST_POSITION, filler_test_records, 
 from rebalance_hca.config import load_config
 from rebalance_hca.data import DataFormatError, GQADataset, build_dataset, dataset_paths, family_of
 from rebalance_hca.data.build import get_dataset_statistics, train_vocabulary
+from rebalance_hca.data.gqa import files as gqa_files
 from rebalance_hca.data.gqa.statistics import load_or_compute_gqa_statistics
 from rebalance_hca.evaluation import GQA_PROTOCOL
 
@@ -158,14 +159,19 @@ def _write(root: str, train=None, vocabulary=None, raw_train: str | None = None)
     return folder
 
 
+# EDGE_TRAIN with integer boxes, which the array reader reads (it leaves files with fractions to json.load)
+INTEGER_EDGE_TRAIN = [dict(r, boxes=[[round(v) for v in box] for box in r["boxes"]]) for r in EDGE_TRAIN]
+
+
 def _edited(edit) -> dict:
-    content = json.loads(json.dumps(release_content(EDGE_TRAIN)))
+    content = json.loads(json.dumps(release_content(INTEGER_EDGE_TRAIN)))
     edit(content)
     return content
 
 
 BAD_INPUTS = {
-    "truncated": (dict(raw_train=json.dumps(release_content(EDGE_TRAIN))[:300]), r"GQA_200_Train.json: not valid JSON"),
+    "truncated": (dict(raw_train=json.dumps(release_content(INTEGER_EDGE_TRAIN))[:300]),
+                  r"GQA_200_Train.json: not valid JSON"),
     "missing key": (dict(train=_edited(lambda c: c.pop("gt_classes_all"))),
                     r"GQA_200_Train.json: missing key\(s\) \['gt_classes_all'\]"),
     "lengths differ": (dict(train=_edited(lambda c: c["filenames_all"].pop())),
@@ -203,8 +209,12 @@ BAD_INPUTS = {
 }
 
 
+@pytest.mark.parametrize("reader", ["number arrays", "json only"])
 @pytest.mark.parametrize("case", sorted(BAD_INPUTS))
-def test_bad_input_names_file_record_and_field_and_writes_nothing(tmp_path, case):
+def test_bad_input_names_file_record_and_field_and_writes_nothing(tmp_path, monkeypatch, case, reader):
+    """The same message whether the array reader read the file or left it to json.load."""
+    if reader == "json only":
+        monkeypatch.setattr(gqa_files, "read_json_object_with_number_arrays", lambda path, shapes: None)
     arguments, message = BAD_INPUTS[case]
     _write(str(tmp_path), **arguments)
     output = tmp_path / "output"
