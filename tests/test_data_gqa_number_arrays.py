@@ -101,6 +101,8 @@ REJECTED = {  # each either invalid JSON, or valid JSON the reader leaves to jso
     "a non-ASCII name": '{"names": ["\u00e9"], "labels": [[1]]}',
     "a UTF-8 byte order mark": '\ufeff{"labels": [[1]]}',
     "an empty file": '',
+    "a field without a value": '{"labels": ',
+    "a field with an empty value": '{"labels": }',
 }
 
 

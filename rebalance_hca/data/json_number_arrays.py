@@ -71,24 +71,24 @@ def read_json_object_with_number_arrays(path: str, shapes: dict[str, NumberArray
     buffer = np.frombuffer(data, dtype=np.uint8)
     try:
         return _parse_object(data, text, buffer, shapes)
-    except (json.JSONDecodeError, IndexError):
+    except json.JSONDecodeError:
         return None
 
 
 def _parse_object(data: bytes, text: str, buffer: np.ndarray, shapes: dict[str, NumberArrayShape]) -> dict | None:
-    """The top-level object, its values parsed one by one; json.JSONDecodeError or IndexError when malformed."""
+    """The top-level object, its values parsed one by one; None or json.JSONDecodeError when malformed."""
     content = {}
     position = _WHITESPACE.match(text, 0).end()
-    if text[position] != "{":
+    if text[position:position + 1] != "{":
         return None
     position = _WHITESPACE.match(text, position + 1).end()
-    more = text[position] != "}"
+    more = text[position:position + 1] != "}"
     while more:
-        if text[position] != '"':
+        if text[position:position + 1] != '"':
             return None
         key, position = json.decoder.scanstring(text, position + 1)
         position = _WHITESPACE.match(text, position).end()
-        if text[position] != ":":
+        if text[position:position + 1] != ":":
             return None
         position = _WHITESPACE.match(text, position + 1).end()
         if key in shapes:
@@ -99,9 +99,10 @@ def _parse_object(data: bytes, text: str, buffer: np.ndarray, shapes: dict[str, 
         else:
             content[key], position = _DECODER.raw_decode(text, position)
         position = _WHITESPACE.match(text, position).end()
-        if text[position] not in ",}":
+        separator = text[position:position + 1]
+        if separator not in (",", "}"):
             return None
-        more = text[position] == ","
+        more = separator == ","
         position = _WHITESPACE.match(text, position + 1).end() if more else position
     return content if _WHITESPACE.match(text, position + 1).end() == len(text) else None
 
