@@ -1,14 +1,14 @@
-"""Reading a JSON object whose large fields are nested lists of numbers straight into numpy arrays, without one
+"""Reading a JSON object whose large fields are nested lists of integers straight into numpy arrays, without one
 Python object per number (docs/data.md#loading-speed).
 
 ``read_json_object_with_number_arrays(path, shapes)`` parses the top level of a JSON object with the standard
 ``json`` decoder, one field at a time; a field named in ``shapes`` whose text holds only brackets, commas,
-numbers and whitespace is instead tokenised with array operations over its bytes into a ``NumberColumn``
-(values plus CSR offsets per record), exactly the values ``json.load`` and ``json_columns.flatten_column``
-give. It accepts a strict subset of what ``json.load`` accepts and returns None for anything else (a file that
-is not pure ASCII, a truncated or malformed file, a field of another shape, a number outside the exact fast
-range such as an integer of more than 18 digits, non-finite values), so that the caller reads the file with
-``read_json`` and reports the problem exactly as before.
+integers and whitespace is instead checked and tokenised with array operations over its bytes (numpy; the
+integers converted by ``np.fromstring``) into a ``NumberColumn`` (values plus CSR offsets per record), exactly
+the values ``json.load`` and ``json_columns.flatten_column`` give. It accepts a strict subset of what
+``json.load`` accepts and returns None for anything else: a file that is not pure ASCII, a truncated or
+malformed file, a field of another shape, a number with a fraction or an exponent, an integer of more than 18
+digits. The caller then reads the file with ``read_json`` and reports any problem exactly as before.
 """
 from __future__ import annotations
 
@@ -18,14 +18,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# Symbols of a number-array field: its brackets, commas and numbers (a number is a run of digits and "-").
-OPEN, CLOSE, COMMA, NUMBER = range(4)
-_SYMBOL_OF_BYTE = np.full(256, NUMBER, dtype=np.uint8)
-_SYMBOL_OF_BYTE[ord("[")], _SYMBOL_OF_BYTE[ord("]")], _SYMBOL_OF_BYTE[ord(",")] = OPEN, CLOSE, COMMA
-# Which symbol may follow which inside valid JSON arrays of arrays of numbers, indexed first * 4 + second.
-_MAY_FOLLOW = np.zeros(16, dtype=bool)
-_MAY_FOLLOW[[OPEN * 4 + OPEN, OPEN * 4 + NUMBER, OPEN * 4 + CLOSE, NUMBER * 4 + COMMA, NUMBER * 4 + CLOSE,
-             COMMA * 4 + OPEN, COMMA * 4 + NUMBER, CLOSE * 4 + COMMA, CLOSE * 4 + CLOSE]] = True
+# The bytes a number-array field may hold, by class (0: any other byte); a number is a run of digits and "-",
+# and its first byte stands for it in the sequence of symbols (brackets, commas, numbers) checked below.
+OTHER, SPACE, OPEN, CLOSE, COMMA, DIGIT, MINUS = range(7)
+NUMBER = DIGIT  # a number's class in the symbol sequence
+_BYTE_CLASS = np.full(256, OTHER, dtype=np.uint8)
+_BYTE_CLASS[list(b" \t\n\r")] = SPACE
+_BYTE_CLASS[ord("[")], _BYTE_CLASS[ord("]")], _BYTE_CLASS[ord(",")] = OPEN, CLOSE, COMMA
+_BYTE_CLASS[list(b"0123456789")], _BYTE_CLASS[ord("-")] = DIGIT, MINUS
+# Which symbol may follow which inside valid JSON arrays of arrays of numbers, indexed first * 8 + second.
+_MAY_FOLLOW = np.zeros(64, dtype=bool)
+_MAY_FOLLOW[[OPEN * 8 + OPEN, OPEN * 8 + NUMBER, OPEN * 8 + CLOSE, NUMBER * 8 + COMMA, NUMBER * 8 + CLOSE,
+             COMMA * 8 + OPEN, COMMA * 8 + NUMBER, CLOSE * 8 + COMMA, CLOSE * 8 + CLOSE]] = True
 _PUNCTUATION_TO_SPACE = bytes.maketrans(b"[],", b"   ")
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
 MAX_INTEGER_DIGITS = 18  # every integer of at most 18 digits fits int64 exactly
@@ -117,23 +121,22 @@ def _number_array(data: bytes, buffer: np.ndarray, start: int, stop: int, shape:
     if end <= start or data[start] != ord("["):
         return None
     region = buffer[start:end]
-    digit = (region - ord("0")) < 10
-    minus, opens, closes, commas = (region == ord("-")), (region == ord("[")), (region == ord("]")), \
-        (region == ord(","))
-    space = (region == ord(" ")) | (region == ord("\n")) | (region == ord("\r")) | (region == ord("\t"))
-    if not (digit | minus | opens | closes | commas | space).all():
-        return None
-    in_number = digit | minus
-    number_start = in_number.copy()
-    number_start[1:] &= ~in_number[:-1]
-    digits_start = digit.copy()
-    digits_start[1:] &= ~digit[:-1]
-    if (minus & ~number_start).any() or minus[-1] or (minus[:-1] & ~digit[1:]).any() or \
-            ((region[:-1] == ord("0")) & digits_start[:-1] & digit[1:]).any() or \
+    classes = _BYTE_CLASS[region]  # few full-size temporaries: each one is fresh memory to fault in
+    if not classes.all():
+        return None  # a byte of no number array (OTHER is 0): a quote, a letter, a dot, ...
+    digit = classes == DIGIT
+    in_number = classes >= DIGIT
+    minus = np.flatnonzero(classes == MINUS)  # never the first or last byte, which are brackets
+    leading_zero = region[1:-1] == ord("0")
+    leading_zero &= digit[2:]
+    leading_zero &= ~digit[:-2]
+    if in_number[minus - 1].any() or (classes[minus + 1] != DIGIT).any() or leading_zero.any() or \
             _has_run(digit, MAX_INTEGER_DIGITS + 1):
         return None  # "-" not alone before the digits, a leading zero, or too many digits
-    symbols = _SYMBOL_OF_BYTE[region[number_start | opens | closes | commas]]
-    if not _MAY_FOLLOW[symbols[:-1] * 4 + symbols[1:]].all():
+    symbol = classes > SPACE  # the first byte of a number, a bracket or a comma
+    symbol[1:] &= ~(in_number[1:] & in_number[:-1])
+    symbols = np.minimum(classes[symbol], NUMBER)
+    if not _MAY_FOLLOW[symbols[:-1] * 8 + symbols[1:]].all():
         return None
     open_symbol, close_symbol, number_symbol = symbols == OPEN, symbols == CLOSE, symbols == NUMBER
     depth = np.cumsum(open_symbol.view(np.int8) - close_symbol.view(np.int8), dtype=np.int8)
