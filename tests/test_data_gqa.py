@@ -159,19 +159,14 @@ def _write(root: str, train=None, vocabulary=None, raw_train: str | None = None)
     return folder
 
 
-# EDGE_TRAIN with integer boxes, which the array reader reads (it leaves files with fractions to json.load)
-INTEGER_EDGE_TRAIN = [dict(r, boxes=[[round(v) for v in box] for box in r["boxes"]]) for r in EDGE_TRAIN]
-
-
 def _edited(edit) -> dict:
-    content = json.loads(json.dumps(release_content(INTEGER_EDGE_TRAIN)))
+    content = json.loads(json.dumps(release_content(EDGE_TRAIN)))
     edit(content)
     return content
 
 
 BAD_INPUTS = {
-    "truncated": (dict(raw_train=json.dumps(release_content(INTEGER_EDGE_TRAIN))[:300]),
-                  r"GQA_200_Train.json: not valid JSON"),
+    "truncated": (dict(raw_train=json.dumps(release_content(EDGE_TRAIN))[:300]), r"GQA_200_Train.json: not valid JSON"),
     "missing key": (dict(train=_edited(lambda c: c.pop("gt_classes_all"))),
                     r"GQA_200_Train.json: missing key\(s\) \['gt_classes_all'\]"),
     "lengths differ": (dict(train=_edited(lambda c: c["filenames_all"].pop())),

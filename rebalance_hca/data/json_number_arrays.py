@@ -1,14 +1,15 @@
-"""Reading a JSON object whose large fields are nested lists of integers straight into numpy arrays, without one
+"""Reading a JSON object whose large fields are nested lists of numbers straight into numpy arrays, without one
 Python object per number (docs/data.md#loading-speed).
 
 ``read_json_object_with_number_arrays(path, shapes)`` parses the top level of a JSON object with the standard
 ``json`` decoder, one field at a time; a field named in ``shapes`` whose text holds only brackets, commas,
-integers and whitespace is instead checked and tokenised with array operations over its bytes (numpy; the
-integers converted by ``np.fromstring``) into a ``NumberColumn`` (values plus CSR offsets per record), exactly
-the values ``json.load`` and ``json_columns.flatten_column`` give. It accepts a strict subset of what
-``json.load`` accepts and returns None for anything else: a file that is not pure ASCII, a truncated or
-malformed file, a field of another shape, a number with a fraction or an exponent, an integer of more than 18
-digits. The caller then reads the file with ``read_json`` and reports any problem exactly as before.
+numbers without exponents and whitespace is instead checked and tokenised with array operations over its bytes
+(numpy: the digits converted by ``np.fromstring``, a decimal's value divided by its power of ten) into a
+``NumberColumn`` (values plus CSR offsets per record), exactly the values ``json.load`` and
+``json_columns.flatten_column`` give. It accepts a strict subset of what ``json.load`` accepts and returns None
+for anything else: a file that is not pure ASCII, a truncated or malformed file, a field of another shape, a
+number with an exponent, a decimal in an integer field, a number of more than 18 digits, a decimal whose
+digits exceed 2**53. The caller then reads the file with ``read_json`` and reports any problem as before.
 """
 from __future__ import annotations
 
@@ -18,21 +19,23 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# The bytes a number-array field may hold, by class (0: any other byte); a number is a run of digits and "-",
-# and its first byte stands for it in the sequence of symbols (brackets, commas, numbers) checked below.
-OTHER, SPACE, OPEN, CLOSE, COMMA, DIGIT, MINUS = range(7)
+# The bytes a number-array field may hold, by class (0: any other byte); a number is a run of digits, "." and
+# "-", and its first byte stands for it in the sequence of symbols (brackets, commas, numbers) checked below.
+OTHER, SPACE, OPEN, CLOSE, COMMA, DIGIT, POINT, MINUS = range(8)
 NUMBER = DIGIT  # a number's class in the symbol sequence
 _BYTE_CLASS = np.full(256, OTHER, dtype=np.uint8)
 _BYTE_CLASS[list(b" \t\n\r")] = SPACE
 _BYTE_CLASS[ord("[")], _BYTE_CLASS[ord("]")], _BYTE_CLASS[ord(",")] = OPEN, CLOSE, COMMA
-_BYTE_CLASS[list(b"0123456789")], _BYTE_CLASS[ord("-")] = DIGIT, MINUS
+_BYTE_CLASS[list(b"0123456789")], _BYTE_CLASS[ord(".")], _BYTE_CLASS[ord("-")] = DIGIT, POINT, MINUS
 # Which symbol may follow which inside valid JSON arrays of arrays of numbers, indexed first * 8 + second.
 _MAY_FOLLOW = np.zeros(64, dtype=bool)
 _MAY_FOLLOW[[OPEN * 8 + OPEN, OPEN * 8 + NUMBER, OPEN * 8 + CLOSE, NUMBER * 8 + COMMA, NUMBER * 8 + CLOSE,
              COMMA * 8 + OPEN, COMMA * 8 + NUMBER, CLOSE * 8 + COMMA, CLOSE * 8 + CLOSE]] = True
 _PUNCTUATION_TO_SPACE = bytes.maketrans(b"[],", b"   ")
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
-MAX_INTEGER_DIGITS = 18  # every integer of at most 18 digits fits int64 exactly
+MAX_DIGITS = 18  # every integer of at most 18 digits fits int64 exactly
+EXACT_MANTISSA = 2 ** 53  # m / 10**k is correctly rounded when m <= 2**53 and k <= 22 (exact operands)
+_POWERS_OF_TEN = 10.0 ** np.arange(MAX_DIGITS + 1)  # exact: every 10**k up to 10**22 is a float64
 _DECODER = json.JSONDecoder()
 
 
@@ -114,25 +117,32 @@ def _parse_object(data: bytes, text: str, buffer: np.ndarray, shapes: dict[str, 
 def _number_array(data: bytes, buffer: np.ndarray, start: int, stop: int, shape: NumberArrayShape
                   ) -> tuple[NumberColumn, int] | None:
     """The list of per-record lists starting at byte ``start`` (and ending before the next quote, byte ``stop``;
-    -1: none) as a ``NumberColumn`` and the position after it; None when it is not such a list of integers of
-    at most 18 digits. Every check is an array operation over its bytes (buffer: the file's (B,) uint8 view)
-    or over its symbols (brackets, commas, numbers), never a Python loop over them."""
+    -1: none) as a ``NumberColumn`` and the position after it; None when it is not such a list of numbers
+    without exponents, of at most 18 digits, decimals within float64's exact range (``_decimal_values``). Every
+    check is an array operation over its bytes (buffer: the file's (B,) uint8 view) or over its symbols
+    (brackets, commas, numbers), never a Python loop over them."""
     end = data.rfind(b"]", start, stop if stop >= 0 else len(data)) + 1
     if end <= start or data[start] != ord("["):
         return None
     region = buffer[start:end]
     classes = _BYTE_CLASS[region]  # few full-size temporaries: each one is fresh memory to fault in
     if not classes.all():
-        return None  # a byte of no number array (OTHER is 0): a quote, a letter, a dot, ...
+        return None  # a byte of no number array (OTHER is 0): a quote, a letter, an exponent, ...
     digit = classes == DIGIT
     in_number = classes >= DIGIT
-    minus = np.flatnonzero(classes == MINUS)  # never the first or last byte, which are brackets
+    signs_and_points = np.flatnonzero(classes > DIGIT)  # never the first or last byte, which are brackets
+    is_minus = classes[signs_and_points] == MINUS
+    minus, points = signs_and_points[is_minus], signs_and_points[~is_minus]
+    if points.size and shape.integer:
+        return None
+    digit_or_point = (classes - DIGIT) < 2  # uint8 wraps below DIGIT
     leading_zero = region[1:-1] == ord("0")
     leading_zero &= digit[2:]
-    leading_zero &= ~digit[:-2]
-    if in_number[minus - 1].any() or (classes[minus + 1] != DIGIT).any() or leading_zero.any() or \
-            _has_run(digit, MAX_INTEGER_DIGITS + 1):
-        return None  # "-" not alone before the digits, a leading zero, or too many digits
+    leading_zero &= ~digit_or_point[:-2]  # a zero after a digit or a point leads nothing
+    if in_number[minus - 1].any() or (classes[minus + 1] != DIGIT).any() or \
+            (classes[points - 1] != DIGIT).any() or (classes[points + 1] != DIGIT).any() or leading_zero.any() or \
+            _has_run(digit_or_point, MAX_DIGITS + 1):
+        return None  # "-" not alone before the digits, a point not between digits, a leading zero, too long
     symbol = classes > SPACE  # the first byte of a number, a bracket or a comma
     symbol[1:] &= ~(in_number[1:] & in_number[:-1])
     symbols = np.minimum(classes[symbol], NUMBER)
@@ -153,11 +163,38 @@ def _number_array(data: bytes, buffer: np.ndarray, start: int, stop: int, shape:
     else:
         counted = np.flatnonzero(number_symbol)
     offsets = np.append(np.searchsorted(counted, records), len(counted)).astype(np.int64)
-    values = np.fromstring(data[start:end].translate(_PUNCTUATION_TO_SPACE), dtype=np.int64, sep=" ") \
-        if number_symbol.any() else np.zeros(0, dtype=np.int64)
-    if shape.width:
-        values = values.reshape(-1, shape.width)
-    return NumberColumn(values if shape.integer else values.astype(np.float64), offsets), end
+    values = np.fromstring(data[start:end].translate(_PUNCTUATION_TO_SPACE, b"."), dtype=np.int64, sep=" ") \
+        if number_symbol.any() else np.zeros(0, dtype=np.int64)  # the digits of a decimal, its point dropped
+    if not shape.integer:
+        values = _decimal_values(values, in_number, minus, points)
+        if values is None:
+            return None
+    return NumberColumn(values.reshape(-1, shape.width) if shape.width else values, offsets), end
+
+
+def _decimal_values(digits: np.ndarray, in_number: np.ndarray, minus: np.ndarray,
+                    points: np.ndarray) -> np.ndarray | None:
+    """(T,) float64 values of the numbers whose digits (the point dropped) are ``digits`` (T,) int64, in byte
+    order; in_number: (B,) bool over the field's bytes; minus, points: the positions of "-" and ".". A decimal
+    m / 10**k (k digits after the point) is one correctly rounded division of exact operands when
+    m <= 2**53, the value ``float()`` gives (Clinger's fast path); None when a decimal needs more."""
+    if not points.size:
+        return digits.astype(np.float64)
+    ends = np.flatnonzero(in_number[:-1] & ~in_number[1:]) + 1  # (T,) one past each number's last byte
+    if len(points) == len(ends) and (points < ends).all() and (points[1:] > ends[:-1]).all():
+        decimal = np.arange(len(ends))  # every number a decimal (as json.dump writes floats): no search
+    else:
+        decimal = np.searchsorted(ends, points, side="right")
+        if (decimal[1:] <= decimal[:-1]).any():
+            return None  # two points in one number
+    scale = np.zeros(len(digits), dtype=np.int64)
+    scale[decimal] = ends[decimal] - points - 1
+    if ((scale > 0) & (np.abs(digits) > EXACT_MANTISSA)).any():
+        return None  # too many digits for an exact division
+    values = digits / _POWERS_OF_TEN[scale]  # integers: divided by 1.0, as int64 -> float64 rounds them
+    signed = np.searchsorted(ends, minus, side="right")
+    values[signed[(digits[signed] == 0) & (scale[signed] > 0)]] = -0.0  # "-0.0" is -0.0 (an integer "-0" is 0)
+    return values
 
 
 def _has_run(mask: np.ndarray, length: int) -> bool:
