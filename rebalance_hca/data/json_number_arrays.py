@@ -165,6 +165,8 @@ def _number_array(data: bytes, buffer: np.ndarray, start: int, stop: int, shape:
     offsets = np.append(np.searchsorted(counted, records), len(counted)).astype(np.int64)
     values = np.fromstring(data[start:end].translate(_PUNCTUATION_TO_SPACE, b"."), dtype=np.int64, sep=" ") \
         if number_symbol.any() else np.zeros(0, dtype=np.int64)  # the digits of a decimal, its point dropped
+    if len(values) != np.count_nonzero(number_symbol):
+        return None  # not one value per number (np.fromstring read them otherwise)
     if not shape.integer:
         values = _decimal_values(values, in_number, minus, points)
         if values is None:
