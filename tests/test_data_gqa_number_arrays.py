@@ -14,6 +14,7 @@ import pytest
 from gqa_fixture import EDGE_TRAIN, SKIPPED_TEST_POSITION, filler_test_records, write_gqa_release
 from rebalance_hca.data.gqa import files as gqa_files
 from rebalance_hca.data.json_columns import flatten_column, read_json
+from rebalance_hca.data import json_number_arrays
 from rebalance_hca.data.json_number_arrays import NumberArrayShape, NumberColumn, \
     read_json_object_with_number_arrays
 
@@ -120,8 +121,17 @@ REJECTED = {  # each either invalid JSON, or valid JSON the reader leaves to jso
 }
 
 
+# Pieces a field is read in: the default (one piece here), and pieces cut after almost every comma.
+PIECES = {"one piece": json_number_arrays.CHUNK_BYTES, "many pieces": 3}
+
+
+@pytest.fixture(params=sorted(PIECES))
+def pieces(request, monkeypatch) -> None:
+    monkeypatch.setattr(json_number_arrays, "CHUNK_BYTES", PIECES[request.param])
+
+
 @pytest.mark.parametrize("case", sorted(ACCEPTED))
-def test_reads_the_values_json_load_and_flatten_column_give(tmp_path, case):
+def test_reads_the_values_json_load_and_flatten_column_give(tmp_path, case, pieces):
     path = _file(tmp_path, ACCEPTED[case])
     read = read_json_object_with_number_arrays(path, SHAPES)
     assert read is not None
@@ -129,11 +139,11 @@ def test_reads_the_values_json_load_and_flatten_column_give(tmp_path, case):
 
 
 @pytest.mark.parametrize("case", sorted(REJECTED))
-def test_leaves_everything_else_to_json_load(tmp_path, case):
+def test_leaves_everything_else_to_json_load(tmp_path, case, pieces):
     assert read_json_object_with_number_arrays(_file(tmp_path, REJECTED[case]), SHAPES) is None
 
 
-def test_every_one_byte_change_is_read_exactly_or_left_to_json_load(tmp_path):
+def test_every_one_byte_change_is_read_exactly_or_left_to_json_load(tmp_path, pieces):
     """Each byte of a small valid file replaced by each of the characters that matter, or deleted: the reader
     returns None, or json.load accepts the result and gives the same values."""
     text = '{"boxes": [[[1, 20.5, 3, 4], [5, -6, 0.75, 80]], []], "labels": [[10, 2], []], "pairs": [[[0, 1, 2]]]}'
@@ -149,7 +159,7 @@ def test_every_one_byte_change_is_read_exactly_or_left_to_json_load(tmp_path):
     assert read_count > len(text)  # digits changed into other digits and the like are read
 
 
-def test_random_decimals_and_integers_equal_float_and_int(tmp_path):
+def test_random_decimals_and_integers_equal_float_and_int(tmp_path, monkeypatch):
     """20,000 random numbers, either sign: integers of 1 to 18 digits and decimals of at most 15 digits (the
     range where the digits m of a decimal stay below 2**53), the point anywhere: the reader's values are
     json.load's (``float`` of the text, or the integer)."""
@@ -169,9 +179,11 @@ def test_random_decimals_and_integers_equal_float_and_int(tmp_path):
         numbers.append(("-" if rng.random() < 0.3 else "") + text)
     rows = ["[" + ", ".join(numbers[i:i + 4]) + "]" for i in range(0, len(numbers), 4)]
     path = _file(tmp_path, '{"boxes": [[' + "],\n[".join(rows) + ']]}')
-    read = read_json_object_with_number_arrays(path, {"boxes": SHAPES["boxes"]})
-    assert read is not None
-    _assert_same(read, _as_json_reads_it(path))
+    for piece_bytes in (json_number_arrays.CHUNK_BYTES, 1000):
+        monkeypatch.setattr(json_number_arrays, "CHUNK_BYTES", piece_bytes)
+        read = read_json_object_with_number_arrays(path, {"boxes": SHAPES["boxes"]})
+        assert read is not None
+        _assert_same(read, _as_json_reads_it(path))
 
 
 def _release(root: str) -> dict[str, str]:

@@ -33,6 +33,7 @@ _MAY_FOLLOW[[OPEN * 8 + OPEN, OPEN * 8 + NUMBER, OPEN * 8 + CLOSE, NUMBER * 8 + 
              COMMA * 8 + OPEN, COMMA * 8 + NUMBER, CLOSE * 8 + COMMA, CLOSE * 8 + CLOSE]] = True
 _PUNCTUATION_TO_SPACE = bytes.maketrans(b"[],", b"   ")
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
+CHUNK_BYTES = 1 << 18  # the size of the pieces a number-array field is read in (small temporaries, reused)
 MAX_DIGITS = 18  # every integer of at most 18 digits fits int64 exactly
 EXACT_MANTISSA = 2 ** 53  # m / 10**k is correctly rounded when m <= 2**53 and k <= 22 (exact operands)
 _POWERS_OF_TEN = 10.0 ** np.arange(MAX_DIGITS + 1)  # exact: every 10**k up to 10**22 is a float64
@@ -118,22 +119,58 @@ def _number_array(data: bytes, buffer: np.ndarray, start: int, stop: int, shape:
                   ) -> tuple[NumberColumn, int] | None:
     """The list of per-record lists starting at byte ``start`` (and ending before the next quote, byte ``stop``;
     -1: none) as a ``NumberColumn`` and the position after it; None when it is not such a list of numbers
-    without exponents, of at most 18 digits, decimals within float64's exact range (``_decimal_values``). Every
-    check is an array operation over its bytes (buffer: the file's (B,) uint8 view) or over its symbols
-    (brackets, commas, numbers), never a Python loop over them."""
+    without exponents, of at most 18 digits, decimals within float64's exact range (``_decimal_values``). Read
+    in pieces of about ``CHUNK_BYTES`` cut after a comma (``_scan_piece``), so that the array temporaries stay
+    small and are reused; buffer: the file's (B,) uint8 view."""
     end = data.rfind(b"]", start, stop if stop >= 0 else len(data)) + 1
     if end <= start or data[start] != ord("["):
         return None
-    region = buffer[start:end]
-    classes = _BYTE_CLASS[region]  # few full-size temporaries: each one is fresh memory to fault in
+    levels = 3 if shape.width else 2  # inside the outer list, a record's list, a row's list
+    depth, symbols_before = 0, 0
+    pieces = []
+    piece_start = start
+    while piece_start < end:
+        piece_end = data.find(b",", piece_start + CHUNK_BYTES, end) + 1 or end
+        piece = _scan_piece(data, buffer, piece_start, piece_end, start, depth, levels, shape.integer)
+        if piece is None:
+            return None
+        depth, symbols = piece["depth"], piece.pop("symbols")
+        for key in ("records", "row_opens", "row_closes", "numbers"):
+            piece[key] += symbols_before
+        symbols_before += symbols
+        pieces.append(piece)
+        piece_start = piece_end
+    if depth != 0:
+        return None
+    records, row_opens, row_closes, numbers, values = (
+        np.concatenate([piece[key] for piece in pieces])
+        for key in ("records", "row_opens", "row_closes", "numbers", "values"))
+    if shape.width and (row_closes - row_opens != 2 * shape.width).any():
+        return None  # "[n, n, ..., n]" spans 2 * width symbols
+    counted = row_opens if shape.width else numbers
+    offsets = np.append(np.searchsorted(counted, records), len(counted)).astype(np.int64)
+    return NumberColumn(values.reshape(-1, shape.width) if shape.width else values, offsets), end
+
+
+def _scan_piece(data: bytes, buffer: np.ndarray, piece_start: int, piece_end: int, start: int, depth: int,
+                levels: int, integer: bool) -> dict | None:
+    """Check and read the bytes [piece_start, piece_end) of a number-array field that starts at byte ``start``,
+    nested ``depth`` deep where the piece starts: its values, its depth where it ends, its symbol count, and the
+    symbol indices (within the piece) of its record opens, row opens, row closes and numbers; None when a check
+    fails. A piece after the first ends after a comma and is read with the comma before it, so that every
+    check of a byte's neighbours and of a symbol's successor sees across the cut. Every check is an array
+    operation over the piece's bytes or symbols (brackets, commas, numbers), never a Python loop over them."""
+    before = 1 if piece_start > start else 0  # the comma that ends the previous piece
+    region = buffer[piece_start - before:piece_end]
+    classes = _BYTE_CLASS[region]
     if not classes.all():
         return None  # a byte of no number array (OTHER is 0): a quote, a letter, an exponent, ...
     digit = classes == DIGIT
     in_number = classes >= DIGIT
-    signs_and_points = np.flatnonzero(classes > DIGIT)  # never the first or last byte, which are brackets
+    signs_and_points = np.flatnonzero(classes > DIGIT)  # never the first or last byte: a bracket or a comma
     is_minus = classes[signs_and_points] == MINUS
     minus, points = signs_and_points[is_minus], signs_and_points[~is_minus]
-    if points.size and shape.integer:
+    if points.size and integer:
         return None
     digit_or_point = (classes - DIGIT) < 2  # uint8 wraps below DIGIT
     leading_zero = region[1:-1] == ord("0")
@@ -148,30 +185,27 @@ def _number_array(data: bytes, buffer: np.ndarray, start: int, stop: int, shape:
     symbols = np.minimum(classes[symbol], NUMBER)
     if not _MAY_FOLLOW[symbols[:-1] * 8 + symbols[1:]].all():
         return None
+    symbols = symbols[before:]
     open_symbol, close_symbol, number_symbol = symbols == OPEN, symbols == CLOSE, symbols == NUMBER
-    depth = np.cumsum(open_symbol.view(np.int8) - close_symbol.view(np.int8), dtype=np.int8)
-    levels = 3 if shape.width else 2  # inside the outer list, a record's list, a row's list
-    if depth[:-1].min(initial=1) < 1 or depth[-1] != 0 or (open_symbol & (depth > levels)).any() or \
-            (number_symbol & (depth != levels)).any():
+    depths = np.cumsum(open_symbol.view(np.int8) - close_symbol.view(np.int8), dtype=np.int8)
+    depths += depth
+    inner = depths if data[piece_end - 1] == ord(",") else depths[:-1]  # the field's last "]" closes to 0
+    if inner.min(initial=1) < 1 or (open_symbol & (depths > levels)).any() or \
+            (number_symbol & (depths != levels)).any():
         return None  # unbalanced, nested too deep, or a number where a list belongs
-    records = np.flatnonzero(open_symbol & (depth == 2))
-    if shape.width:
-        rows = np.flatnonzero(open_symbol & (depth == 3))
-        if (np.flatnonzero(close_symbol & (depth == 2)) - rows != 2 * shape.width).any():
-            return None  # "[n, n, ..., n]" spans 2 * width symbols
-        counted = rows
-    else:
-        counted = np.flatnonzero(number_symbol)
-    offsets = np.append(np.searchsorted(counted, records), len(counted)).astype(np.int64)
-    values = np.fromstring(data[start:end].translate(_PUNCTUATION_TO_SPACE, b"."), dtype=np.int64, sep=" ") \
-        if number_symbol.any() else np.zeros(0, dtype=np.int64)  # the digits of a decimal, its point dropped
+    values = np.fromstring(data[piece_start:piece_end].translate(_PUNCTUATION_TO_SPACE, b"."), dtype=np.int64,
+                           sep=" ") if number_symbol.any() else np.zeros(0, dtype=np.int64)
     if len(values) != np.count_nonzero(number_symbol):
         return None  # not one value per number (np.fromstring read them otherwise)
-    if not shape.integer:
+    if not integer:  # the digits of each decimal were read with its point dropped
         values = _decimal_values(values, in_number, minus, points)
         if values is None:
             return None
-    return NumberColumn(values.reshape(-1, shape.width) if shape.width else values, offsets), end
+    return {"values": values, "depth": int(depths[-1]) if len(depths) else depth, "symbols": len(symbols),
+            "records": np.flatnonzero(open_symbol & (depths == 2)),
+            "row_opens": np.flatnonzero(open_symbol & (depths == 3)),
+            "row_closes": np.flatnonzero(close_symbol & (depths == 2)),
+            "numbers": np.flatnonzero(number_symbol) if levels == 2 else np.zeros(0, dtype=np.int64)}
 
 
 def _decimal_values(digits: np.ndarray, in_number: np.ndarray, minus: np.ndarray,
