@@ -157,7 +157,7 @@ def _scan_piece(data: bytes, buffer: np.ndarray, piece_start: int, piece_end: in
     """Check and read the bytes [piece_start, piece_end) of a number-array field that starts at byte ``start``,
     nested ``depth`` deep where the piece starts: its values, its depth where it ends, its symbol count, and the
     symbol indices (within the piece) of its record opens, row opens, row closes and numbers; None when a check
-    fails. A piece after the first ends after a comma and is read with the comma before it, so that every
+    fails. A piece after the first starts after a comma and is read with that comma, so that every
     check of a byte's neighbours and of a symbol's successor sees across the cut. Every check is an array
     operation over the piece's bytes or symbols (brackets, commas, numbers), never a Python loop over them."""
     before = 1 if piece_start > start else 0  # the comma that ends the previous piece
