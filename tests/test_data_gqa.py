@@ -15,6 +15,7 @@ from gqa_fixture import EDGE_TRAIN, SKIPPED_TEST_POSITION, filler_test_records, 
 from rebalance_hca.config import load_config
 from rebalance_hca.data import DataFormatError, GQADataset, build_dataset, dataset_paths, family_of
 from rebalance_hca.data.build import get_dataset_statistics, train_vocabulary
+from rebalance_hca.data.gqa import files as gqa_files
 from rebalance_hca.data.gqa.statistics import load_or_compute_gqa_statistics
 from rebalance_hca.evaluation import GQA_PROTOCOL
 
@@ -203,8 +204,12 @@ BAD_INPUTS = {
 }
 
 
+@pytest.mark.parametrize("reader", ["number arrays", "json only"])
 @pytest.mark.parametrize("case", sorted(BAD_INPUTS))
-def test_bad_input_names_file_record_and_field_and_writes_nothing(tmp_path, case):
+def test_bad_input_names_file_record_and_field_and_writes_nothing(tmp_path, monkeypatch, case, reader):
+    """The same message whether the array reader read the file or left it to json.load."""
+    if reader == "json only":
+        monkeypatch.setattr(gqa_files, "read_json_object_with_number_arrays", lambda path, shapes: None)
     arguments, message = BAD_INPUTS[case]
     _write(str(tmp_path), **arguments)
     output = tmp_path / "output"

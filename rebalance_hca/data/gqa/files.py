@@ -6,8 +6,10 @@ are objects of five parallel lists, one entry per image: ``filenames_all`` (file
 ``img_info_all`` ({"width", "height", ...}), ``gt_boxes_all`` ([[x1, y1, x2, y2], ...] in original pixels),
 ``gt_classes_all`` ([class 1..200, ...]) and ``relationships_all`` ([[subject, object, predicate], ...]: box
 indices 0-based within the image, predicate 1..100). A file is read once per version into flat arrays (CSR
-offsets per record), flattened in C (``json_columns``); every problem raises ``DataFormatError`` naming the
-file, the record and the field.
+offsets per record): the three number fields tokenised straight from the file's bytes into arrays
+(``json_number_arrays``), or, when the file is outside what that reader accepts, parsed by ``json`` and
+flattened in C (``json_columns``); every problem raises ``DataFormatError`` naming the file, the record and
+the field.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ import numpy as np
 from ..files import DataFormatError, file_fingerprint, require_file
 from ..json_columns import (RecordAnnotations, RecordVocabulary, first_relation_outside_boxes, flatten_column,
                             garbage_collection_paused, read_json)
+from ..json_number_arrays import NumberArrayShape, NumberColumn, read_json_object_with_number_arrays
 
 BACKGROUND = "__background__"
 # SHA-GCL's files: the folder under the data root, and the files in it.
@@ -34,6 +37,9 @@ GQA_FILES = {
 VOCABULARY_KEYS = ("ind_to_classes", "ind_to_predicates")
 FILE_KEYS = ("filenames_all", "img_info_all", "gt_boxes_all", "gt_classes_all", "relationships_all")
 SIZE_KEYS = ("width", "height")
+NUMBER_FIELDS = {"gt_boxes_all": NumberArrayShape(width=4, integer=False),
+                 "gt_classes_all": NumberArrayShape(width=0, integer=True),
+                 "relationships_all": NumberArrayShape(width=3, integer=True)}
 
 
 @dataclass(frozen=True)
@@ -85,33 +91,31 @@ def load_gqa_annotations(ann_file: str, ignored_record: int = -1) -> GQAAnnotati
 @lru_cache(maxsize=3)
 def _load_annotations_cached(ann_file: str, _size: int, _mtime: int, ignored_record: int) -> GQAAnnotations:
     with garbage_collection_paused():
-        return _parse_annotations(ann_file, read_json(ann_file), ignored_record)
+        content = read_json_object_with_number_arrays(ann_file, NUMBER_FIELDS)
+        return _parse_annotations(ann_file, read_json(ann_file) if content is None else content, ignored_record)
 
 
 def _parse_annotations(ann_file: str, content, ignored_record: int) -> GQAAnnotations:
     columns = _columns(ann_file, content)
     num_records = len(columns["filenames_all"])
     if 0 <= ignored_record < num_records:
-        columns = {key: list(column) for key, column in columns.items()}
-        columns["filenames_all"][ignored_record] = "ignored"
-        columns["img_info_all"][ignored_record] = dict.fromkeys(SIZE_KEYS, 1)
-        for key in FILE_KEYS[2:]:
-            columns[key][ignored_record] = []
+        empty = {"filenames_all": "ignored", "img_info_all": dict.fromkeys(SIZE_KEYS, 1)}
+        columns = {key: _with_record_replaced(column, ignored_record, empty.get(key, []))
+                   for key, column in columns.items()}
     file_names = columns["filenames_all"]
     if set(map(type, file_names)) - {str} or (file_names and min(map(len, file_names)) == 0):
         position = next(i for i, name in enumerate(file_names) if not isinstance(name, str) or not name)
         raise DataFormatError(f"{ann_file}: record {position} field 'filenames_all' must be a non-empty string, "
                               f"got {file_names[position]!r}")
     widths, heights = _image_sizes(ann_file, columns["img_info_all"])
-    for key in FILE_KEYS[2:]:
-        if set(map(type, columns[key])) - {list}:
+    for key in NUMBER_FIELDS:
+        if not isinstance(columns[key], NumberColumn) and set(map(type, columns[key])) - {list}:
             position = next(i for i, value in enumerate(columns[key]) if type(value) is not list)
             raise DataFormatError(f"{ann_file}: record {position} field {key!r} must be a list, "
                                   f"got {type(columns[key][position]).__name__}")
-    boxes, box_offsets = flatten_column(ann_file, columns["gt_boxes_all"], "gt_boxes_all", 4, integer=False)
-    labels, label_offsets = flatten_column(ann_file, columns["gt_classes_all"], "gt_classes_all", 0, integer=True)
-    relations, rel_offsets = flatten_column(ann_file, columns["relationships_all"], "relationships_all", 3,
-                                            integer=True)
+    (boxes, box_offsets), (labels, label_offsets), (relations, rel_offsets) = (
+        (columns[key].values, columns[key].offsets) if isinstance(columns[key], NumberColumn) else
+        flatten_column(ann_file, columns[key], key, shape.width, shape.integer) for key, shape in NUMBER_FIELDS.items())
     _check_arrays(ann_file, box_offsets, label_offsets, relations, rel_offsets)
     return GQAAnnotations(
         ann_file=ann_file, image_files=np.array(file_names, dtype=str), widths=widths, heights=heights,
@@ -120,8 +124,17 @@ def _parse_annotations(ann_file: str, content, ignored_record: int) -> GQAAnnota
     )
 
 
-def _columns(ann_file: str, content) -> dict[str, list]:
-    """The five parallel lists, checked to be lists of one length."""
+def _with_record_replaced(column: list | NumberColumn, record: int, value) -> list | NumberColumn:
+    """``column`` with entry ``record`` replaced by ``value`` (a ``NumberColumn``: with that record emptied)."""
+    if isinstance(column, NumberColumn):
+        return column.with_record_emptied(record)
+    column = list(column)
+    column[record] = value
+    return column
+
+
+def _columns(ann_file: str, content) -> dict[str, list | NumberColumn]:
+    """The five parallel lists (or number fields read into arrays), checked to be lists of one length."""
     if not isinstance(content, dict):
         raise DataFormatError(f"{ann_file}: expected a JSON object with lists {list(FILE_KEYS)}, "
                               f"got {type(content).__name__}")
@@ -129,7 +142,7 @@ def _columns(ann_file: str, content) -> dict[str, list]:
     if missing:
         raise DataFormatError(f"{ann_file}: missing key(s) {missing}")
     for key in FILE_KEYS:
-        if not isinstance(content[key], list):
+        if not isinstance(content[key], (list, NumberColumn)):
             raise DataFormatError(f"{ann_file}: field {key!r} must be a list (one entry per image), "
                                   f"got {type(content[key]).__name__}")
     lengths = {key: len(content[key]) for key in FILE_KEYS}
